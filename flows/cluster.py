@@ -1,0 +1,54 @@
+"""Where graphs run: a running scheduler if one is named, else a local cluster on loopback."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import dask
+from distributed import Client, LocalCluster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """How to reach or size the cluster (CLI flags ``--scheduler``, ``--workers``, ...)."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"
+
+    def scheduler_address(self) -> str | None:
+        """The named scheduler: the flag, else ``DASK_SCHEDULER_ADDRESS`` via the Dask config."""
+        return self.scheduler or dask.config.get("scheduler-address", None)
+
+
+@contextmanager
+def dask_client(options: ClusterOptions = ClusterOptions()) -> Iterator[Client]:
+    """A ``distributed.Client`` that is the default scheduler while the block runs."""
+    address = options.scheduler_address()
+    if address:
+        with Client(address) as client:
+            log.info("using the Dask scheduler at %s", address)
+            yield client
+        return
+    workers = options.workers or max(1, (os.cpu_count() or 1) // options.threads_per_worker)
+    # Loopback only: nothing this tool starts listens beyond the machine unless asked to.
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=options.threads_per_worker,
+            memory_limit=options.memory_limit,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            processes=True,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        log.info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
+        yield client

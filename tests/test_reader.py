@@ -1,0 +1,101 @@
+"""The read side (catalog/reader.py): lazy, committed-only, selective, readable without us."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import dask
+import pytest
+import zarr
+import zarr.storage
+
+from catalog import open_catalog, select
+
+
+class CountingStore(zarr.storage.WrapperStore):
+    """Counts every read request by key (full gets and byte-range gets alike)."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.reads = Counter()
+
+    async def get(self, key, prototype, byte_range=None):
+        self.reads[key] += 1
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype, key_ranges):
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            self.reads[key] += 1
+        return await super().get_partial_values(prototype, key_ranges)
+
+
+def test_selecting_one_label_of_one_study_reads_one_chunk(demo_dir):
+    store = CountingStore(zarr.storage.LocalStore(demo_dir / "dataset.zarr", read_only=True))
+    ds = open_catalog(store)
+    before = sum(n for key, n in store.reads.items() if key.startswith("mask/"))
+    assert before <= 1  # opening reads at most the mask's metadata
+    with dask.config.set(scheduler="synchronous"):
+        one = select(ds, label="heart", view="PA").mask.isel(study=1).values
+    mask_reads = {k: n for k, n in store.reads.items() if k.startswith("mask/c/")}
+    # one shard object: its index and the single inner chunk of (study 1, PA, heart)
+    assert list(mask_reads) == ["mask/c/1/0/0/0/0"]
+    assert mask_reads["mask/c/1/0/0/0/0"] <= 2
+    assert one.shape == (1, 1, 384, 384) and one.any()
+
+
+def test_open_catalog_hides_uncommitted_studies(demo_dir, tmp_path):
+    copy = tmp_path / "dataset.zarr"
+    shutil.copytree(demo_dir / "dataset.zarr", copy)
+    committed = zarr.open_array(copy / "committed", mode="r+")
+    committed[1] = False
+    visible = open_catalog(str(copy))
+    assert list(visible.study.values) == ["phantom-0000", "phantom-0002"]
+    assert open_catalog(str(copy), include_uncommitted=True).sizes["study"] == 3
+
+
+def test_select_by_system_level_view_split(demo_dir):
+    ds = open_catalog(str(demo_dir / "dataset.zarr"))
+    lobes = select(ds, system="Pulmonary", level="leaf")
+    assert sorted(map(str, lobes.label.values)) == [
+        "left lung lower lobe",
+        "left lung upper lobe",
+        "right lung lower lobe",
+        "right lung middle lobe",
+        "right lung upper lobe",
+    ]
+    assert list(lobes.region.values) == ["Pulmonary"]
+    assert select(ds, view="LL").sizes["view"] == 1
+    assert select(ds, organ="rib", level="leaf").sizes["label"] == 24
+    assert select(ds, split="train").sizes["study"] == 3
+    assert select(ds, label=["heart", "liver"]).sizes["label"] == 2
+
+
+def test_unknown_names_get_suggestions(demo_dir):
+    ds = open_catalog(str(demo_dir / "dataset.zarr"))
+    with pytest.raises(KeyError, match="did you mean 'heart'"):
+        select(ds, label="hearts")
+    with pytest.raises(KeyError, match="no system 'Bones'"):
+        select(ds, system="Bones")
+
+
+def test_plain_xarray_opens_the_store_without_this_project(demo_dir):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import xarray as xr
+        ds = xr.open_zarr({str(demo_dir / "dataset.zarr")!r})
+        ds = ds.isel(study=ds.committed.values)
+        heart = ds.mask.sel(label="heart", view="PA").isel(study=0).values
+        assert heart.any() and ds.sizes["label"] == 210
+        assert not {{"catalog", "flows", "storage"}} & set(sys.modules)
+        print("ok", ds.sizes["study"])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, cwd="/", check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ok", "3"]
