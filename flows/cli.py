@@ -229,13 +229,11 @@ def _print_info(dest: StoreRef) -> None:
     params = everything.attrs.get("rga_parameters", {})
     print(f"Dataset {dest.url}")
     print(f"  studies: {ds.sizes['study']} committed of {everything.sizes['study']} ({splits})")
-    print(
-        f"  views: {', '.join(map(str, ds['view'].values))}; image {ds.sizes['y']} x {ds.sizes['x']}"
-    )
+    views = ", ".join(map(str, ds["view"].values))
+    print(f"  views: {views}; images {ds.sizes['y']} x {ds.sizes['x']}")
     print(f"  labels: {ds.sizes['label']} classes in {ds.sizes['region']} regions")
-    print(
-        f"  masks: {ds.sizes['study'] * ds.sizes['view'] * ds.sizes['label']:,}; parameters {params}"
-    )
+    masks = ds.sizes["study"] * ds.sizes["view"] * ds.sizes["label"]
+    print(f"  masks: {masks:,}; parameters {params}")
     print("Open it lazily with:")
     print("  from catalog import open_catalog, select")
     print(f"  ds = open_catalog({dest.url!r})")
