@@ -77,8 +77,8 @@ def _checked(ds: xr.Dataset, dim: str, names: list[str]) -> list[str]:
 
 
 def _matching(ds: xr.Dataset, coord: str, values: list[str]) -> np.ndarray:
-    present = {str(v) for v in np.unique(ds[coord].values)}
-    unknown = [v for v in values if v not in present]
-    if unknown and ds.sizes[ds[coord].dims[0]]:
-        raise KeyError(f"no {coord} {unknown[0]!r}; known: {', '.join(sorted(present))}")
-    return np.flatnonzero(np.isin(ds[coord].values.astype(str), values))
+    names = [str(v) for v in ds[coord].values]
+    unknown = [v for v in values if v not in set(names)]
+    if unknown and names:
+        raise KeyError(f"no {coord} {unknown[0]!r}; known: {', '.join(sorted(set(names)))}")
+    return np.flatnonzero([name in values for name in names])
