@@ -1,10 +1,10 @@
-"""The build graph: sources store -> dataset store, lazily, one compute per batch.
+"""The build graph: one batch of source studies -> their slots of the dataset store.
 
 Per study there is one projection task that reads the CT and each class mask once. Every
 variable of the dataset is a Dask array whose study blocks come from that task; the heavy
 writes, footprints and region masks are derived from the same blocks inside one compute, so
 nothing is read twice. Workers write the heavy shards; the small per-study results come back
-to the client, which writes them and then marks the batch's studies committed.
+to the client, which writes them. Committing is the caller's (flows/update.py).
 
 A study whose projection fails does not fail the graph: the task returns an empty result with
 its error, the study stays uncommitted, and the error is reported with the study's id.
@@ -12,10 +12,11 @@ its error, the study stays uncommitted, and the error is reported with the study
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import dask
@@ -24,12 +25,11 @@ import numpy as np
 import xarray as xr
 
 import storage.dataset as dataset_store
-from catalog.taxonomy import SYSTEMS, Taxonomy, load_taxonomy
+from catalog.taxonomy import SYSTEMS, Taxonomy
 from flows.projection import ATTENUATION_MODELS, CANVAS, VIEWS, project_study, region_masks
 from storage.location import StoreRef
 from storage.sources import (
     SourceStudy,
-    list_studies,
     open_sources,
     read_available,
     read_ct,
@@ -56,77 +56,70 @@ class BuildParameters:
             raise ValueError(f"image size must be between 16 and 4096 pixels, not {self.canvas}")
 
 
-@dataclass
-class BuildSummary:
-    """What a build did."""
-
-    dest: str
-    built: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
+DEFAULT_PARAMETERS = BuildParameters()
 
 
-def build(
+@dataclass(frozen=True)
+class BatchResult:
+    """Per study of a batch: None when built, else the error as a sentence."""
+
+    errors: dict[str, str | None]
+
+
+def build_batch(
     sources: StoreRef,
     dest: StoreRef,
-    params: BuildParameters = BuildParameters(),
-    *,
-    batch_size: int = 64,
-    on_batch: Callable[[int, int], None] | None = None,
-) -> BuildSummary:
-    """Build ``dest`` from every complete study in ``sources`` (replacing ``dest``).
-
-    Runs on the current Dask scheduler (a ``distributed.Client`` if one is active); studies are
-    submitted ``batch_size`` at a time so the scheduler never holds the whole corpus.
-    """
-    started = time.perf_counter()
-    studies = list_studies(open_sources(sources))
-    if not studies:
-        raise ValueError(f"{sources.url} holds no complete study to build")
-    taxonomy = load_taxonomy()
-    dataset_store.create(dest, _template(studies, taxonomy, params))
-    summary = BuildSummary(dest=dest.url)
-    for start in range(0, len(studies), batch_size):
-        batch = studies[start : start + batch_size]
-        _build_batch(
-            sources, dest, batch, slice(start, start + len(batch)), taxonomy, params, summary
-        )
-        if on_batch:
-            on_batch(start + len(batch), len(studies))
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def _build_batch(
-    sources: StoreRef,
-    dest: StoreRef,
-    batch: Sequence[SourceStudy],
-    region: slice,
+    batch: Sequence[tuple[SourceStudy, int]],
     taxonomy: Taxonomy,
     params: BuildParameters,
-    summary: BuildSummary,
-) -> None:
-    """Project, write and commit one batch of studies in a single compute."""
-    projected = projected_dataset(sources, batch, taxonomy, params)
-    heavy_write = dataset_store.write_heavy(dest, projected, region)
-    written = da.from_delayed(dask.delayed(_done)(heavy_write), (), bool)
+) -> BatchResult:
+    """Project ``batch`` (study, slot) and write it in one compute; nothing is committed here.
+
+    Heavy shards are written by the workers into each study's slot; the small per-study arrays
+    come back to the client, which writes them with the study ids and input hashes.
+    """
+    studies = [study for study, _ in batch]
+    projected = projected_dataset(sources, studies, taxonomy, params)
+    runs = _contiguous_runs([slot for _, slot in batch])
+    heavy_writes = [
+        dataset_store.write_heavy(dest, projected.isel(study=positions), slots)
+        for positions, slots in runs
+    ]
+    written = da.from_delayed(dask.delayed(_done)(heavy_writes), (), bool)
     small_names = [*dataset_store.SMALL, "error"]
     # Only dask arrays go into this compute: dask 2026.8 returns the results of a mixed
     # Delayed/Array compute out of order.
     _, *values = dask.compute(written, *(projected[name].data for name in small_names))
     small = dict(zip(small_names, values, strict=True))
-    messages = small.pop("error")
-    dataset_store.write_small(
-        dest, xr.Dataset({k: (projected[k].dims, v) for k, v in small.items()}), region
+    messages = [None if m is None else str(m) for m in small.pop("error")]
+    variables = {name: (projected[name].dims, value) for name, value in small.items()}
+    variables["input_hash"] = ("study", np.array([input_hash(s, params) for s in studies], object))
+    coords = {
+        "study": ("study", np.array([s.study_id for s in studies], object)),
+        "split": ("study", np.array([s.split for s in studies], object)),
+    }
+    values_ds = xr.Dataset(variables, coords=coords)
+    for positions, slots in runs:
+        dataset_store.write_small(dest, values_ds.isel(study=positions), slots)
+    return BatchResult({s.study_id: m for s, m in zip(studies, messages, strict=True)})
+
+
+def input_hash(study: SourceStudy, params: BuildParameters) -> str:
+    """What a study's output depends on: its inputs, the parameters, the output format."""
+    text = json.dumps(
+        [dataset_store.DATASET_FORMAT, asdict(params), study.content_sha256], sort_keys=True
     )
-    ok = np.array([message is None for message in messages])
-    dataset_store.mark_committed(dest, region, ok)
-    for study, message in zip(batch, messages, strict=True):
-        if message is None:
-            summary.built.append(study.study_id)
-        else:
-            summary.failed[study.study_id] = message
-            log.error("study %s was not built: %s", study.study_id, message)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _contiguous_runs(slots: Sequence[int]) -> list[tuple[slice, slice]]:
+    """Split increasing slots into runs: (positions in the batch, slots in the store)."""
+    runs, start = [], 0
+    for i in range(1, len(slots) + 1):
+        if i == len(slots) or slots[i] != slots[i - 1] + 1:
+            runs.append((slice(start, i), slice(slots[start], slots[i - 1] + 1)))
+            start = i
+    return runs
 
 
 def _done(_: Any) -> np.ndarray:
@@ -197,7 +190,7 @@ def _project_one(
         }
 
 
-def _template(
+def dataset_template(
     studies: Sequence[SourceStudy], taxonomy: Taxonomy, params: BuildParameters
 ) -> xr.Dataset:
     """The dataset's lazy template: contract shape, label hierarchy coordinates, parameters."""

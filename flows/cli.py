@@ -9,12 +9,15 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.build import BuildParameters, BuildSummary, build
+from flows.build import BuildParameters
 from flows.cluster import ClusterOptions, dask_client
 from flows.ingest import IngestSummary, ingest
 from flows.inputs import phantom_inputs
 from flows.projection import ATTENUATION_MODELS, CANVAS
+from flows.update import UpdateSummary, build, update
+from storage.buildlog import read_records
 from storage.location import StoreRef
+from storage.lock import StoreLocked
 
 log = logging.getLogger("rga")
 LAYOUTS = ("phantom",)
@@ -31,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         return args.run(args)
-    except (UsageError, ValueError, KeyError, FileNotFoundError) as error:
+    except (UsageError, ValueError, KeyError, FileNotFoundError, StoreLocked) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"rga {args.command}: error: {message}", file=sys.stderr)
         log.debug("details", exc_info=True)
@@ -80,6 +83,30 @@ def _parser() -> argparse.ArgumentParser:
     _cluster_options(build_cmd)
     build_cmd.set_defaults(run=_run_build)
 
+    update_cmd = commands.add_parser(
+        "update",
+        help="build only new and changed studies into a dataset store",
+        description=_UPDATE_HELP,
+    )
+    update_cmd.add_argument("sources", help="sources store (path or URL)")
+    update_cmd.add_argument("dest", help="dataset store (path or URL); created if missing")
+    update_cmd.add_argument(
+        "--prune", action="store_true", help="remove studies that are gone from SOURCES"
+    )
+    update_cmd.add_argument(
+        "--rebuild", action="store_true", help="rebuild every study (e.g. new parameters)"
+    )
+    update_cmd.add_argument(
+        "--wait", action="store_true", help="queue behind another update of DEST instead of exiting"
+    )
+    _build_options(update_cmd)
+    _cluster_options(update_cmd)
+    update_cmd.set_defaults(run=_run_update)
+
+    log_cmd = commands.add_parser("log", help="show the build log of a dataset store")
+    log_cmd.add_argument("dest", help="dataset store (path or URL)")
+    log_cmd.set_defaults(run=_run_log)
+
     info = commands.add_parser("info", help="describe a dataset store")
     info.add_argument("dest", help="dataset store (path or URL)")
     info.set_defaults(run=_run_info)
@@ -93,6 +120,11 @@ _DEMO_HELP = (
 _INGEST_HELP = (
     "Write studies into a sources store (CT int16 + sparse 3D masks). With --layout phantom "
     "there is no INPUT: synthetic studies are generated (--studies, --shape, --seed)."
+)
+_UPDATE_HELP = (
+    "Bring DEST up to date with SOURCES: hash each study's inputs with the build parameters, "
+    "build only new and changed studies, commit each batch atomically, and log the run. "
+    "Unchanged studies are not read. A second update with nothing new changes no byte."
 )
 _BUILD_HELP = (
     "Project every complete study of SOURCES into PA and lateral radiographs with one mask per "
@@ -127,7 +159,9 @@ def _build_options(parser: argparse.ArgumentParser) -> None:
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster")
     group.add_argument(
-        "--scheduler", help="address of a running Dask scheduler (else DASK_SCHEDULER_ADDRESS)"
+        "--scheduler",
+        help="address of a running Dask scheduler (else DASK_SCHEDULER_ADDRESS); "
+        "'threads' or 'synchronous' runs in this process without a cluster",
     )
     group.add_argument("--workers", type=_positive, help="local cluster: worker processes")
     group.add_argument(
@@ -167,7 +201,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     inputs = phantom_inputs(args.studies, tuple(args.shape), args.seed)
     params = _params(args)
     with dask_client(_cluster(args)) as client:
-        print(f"Dask dashboard: {client.dashboard_link}")
+        if client is not None:
+            print(f"Dask dashboard: {client.dashboard_link}")
         ingested = ingest(inputs, sources, on_batch=_progress("ingest"))
         _print_ingest(ingested)
         built = build(sources, dest, params, on_batch=_progress("build"))
@@ -197,6 +232,41 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0 if not summary.failed else 1
 
 
+def _run_update(args: argparse.Namespace) -> int:
+    sources, dest, params = StoreRef(args.sources), StoreRef(args.dest), _params(args)
+    if not sources.exists():
+        raise UsageError(f"no sources store at {args.sources}; create one with `rga ingest`")
+    with dask_client(_cluster(args)):
+        summary = update(
+            sources,
+            dest,
+            params,
+            rebuild=args.rebuild,
+            prune=args.prune,
+            wait=args.wait,
+            on_batch=_progress("update"),
+        )
+    _print_build(summary)
+    return 0 if not summary.failed else 1
+
+
+def _run_log(args: argparse.Namespace) -> int:
+    dest = StoreRef(args.dest)
+    if not dest.exists():
+        raise UsageError(f"no dataset store at {args.dest}")
+    records = read_records(dest)
+    if not records:
+        print(f"{dest.url} has no build log")
+    for r in records:
+        failed = f", {len(r['failed'])} failed" if r["failed"] else ""
+        print(
+            f"{r['time']}  +{len(r['added'])} added, {len(r['changed'])} changed, "
+            f"{len(r['removed'])} removed{failed}, {r['unchanged']} unchanged; "
+            f"{r['parameters']}; rga {r['version']}; {r['seconds']} s"
+        )
+    return 0
+
+
 def _run_info(args: argparse.Namespace) -> int:
     dest = StoreRef(args.dest)
     if not dest.exists():
@@ -214,8 +284,15 @@ def _print_ingest(summary: IngestSummary) -> None:
         print(f"  FAILED {study_id}: {error}")
 
 
-def _print_build(summary: BuildSummary) -> None:
-    print(f"Built {len(summary.built)} studies into {summary.dest} in {summary.seconds:.1f} s")
+def _print_build(summary: UpdateSummary) -> None:
+    print(
+        f"Built {len(summary.built)} studies into {summary.dest} in {summary.seconds:.1f} s "
+        f"({len(summary.added)} added, {len(summary.changed)} changed, "
+        f"{len(summary.unchanged)} unchanged, {len(summary.removed)} removed)"
+    )
+    if summary.gone and not summary.removed:
+        print(f"  {len(summary.gone)} studies are gone from the sources (--prune removes them):")
+        print("   ", ", ".join(summary.gone[:20]) + (" ..." if len(summary.gone) > 20 else ""))
     for study_id, error in summary.failed.items():
         print(f"  FAILED {study_id}: {error}")
 

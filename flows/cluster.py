@@ -12,6 +12,7 @@ import dask
 from distributed import Client, LocalCluster
 
 log = logging.getLogger(__name__)
+IN_PROCESS = ("threads", "synchronous")  # --scheduler values that run without a cluster
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,21 @@ class ClusterOptions:
         return self.scheduler or dask.config.get("scheduler-address", None)
 
 
+DEFAULT_OPTIONS = ClusterOptions()
+
+
 @contextmanager
-def dask_client(options: ClusterOptions = ClusterOptions()) -> Iterator[Client]:
-    """A ``distributed.Client`` that is the default scheduler while the block runs."""
+def dask_client(options: ClusterOptions = DEFAULT_OPTIONS) -> Iterator[Client | None]:
+    """A ``distributed.Client`` that is the default scheduler while the block runs.
+
+    ``--scheduler threads`` or ``synchronous`` runs in this process instead (no client): for
+    small jobs, debugging, and tests that kill the whole run with one signal.
+    """
     address = options.scheduler_address()
+    if address in IN_PROCESS:
+        with dask.config.set(scheduler=address):
+            yield None
+        return
     if address:
         with Client(address) as client:
             log.info("using the Dask scheduler at %s", address)

@@ -5,26 +5,37 @@ shard per study, so that exactly one task writes each study's object; inner chun
 (study, view, label) mask, so that reading one class of one study costs one chunk. Small
 per-study arrays are chunked across many studies and written by the client only.
 
-Commit protocol: the store is first laid out from a lazy template (metadata and coordinates
-only, ``committed`` all False); workers then write heavy shards into their study's region; the
-client writes the small arrays; ``committed`` is set last. Readers filter on ``committed``.
+Commit protocol (one writer at a time, see storage/lock.py):
+1. Slots: new rows are appended from a lazy template (metadata, study ids, ``committed`` False),
+   then the metadata is consolidated. The consolidated root document is the readers' table of
+   contents and is replaced in one atomic write, so readers see either the old shapes or the new.
+2. Data: workers write each slot's heavy shard; the client writes the small per-study arrays.
+3. Commit: the client rewrites ``committed``, a single-chunk array (one object, so the flags of
+   many studies flip in one atomic write). A changed study is rebuilt in a spare slot and the
+   flip retires its old slot in the same write. Readers filter on ``committed``.
+A crash leaves only uncommitted slots (reused by the next run) or, mid-append, arrays of unequal
+length, which ``repair`` evens out; readers keep the consistent consolidated view meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import xarray as xr
+import zarr
 from dask.delayed import Delayed
 
 from storage.location import StoreRef
 
 DATASET_FORMAT = 1
 SMALL_CHUNK = 512  # studies per chunk of the small per-study arrays
+COMMITTED_CHUNK = 1 << 20  # all flags in one object, so a commit is one atomic write
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ SCHEMA: dict[str, Variable] = {
     "footprint": Variable(("study", "view", "label"), np.int32, -1, False),
     "available": Variable(("study", "label"), np.bool_, False, False),
     "pixel_spacing": Variable(("study", "view"), np.float32, np.nan, False),
+    "input_hash": Variable(("study",), object, "", False),
     "committed": Variable(("study",), np.bool_, False, False),
 }
 HEAVY: tuple[str, ...] = tuple(n for n, v in SCHEMA.items() if v.per_study_shard)
@@ -67,8 +79,9 @@ def template(
     variables = {}
     for name, var in SCHEMA.items():
         shape = tuple(sizes[d] for d in var.dims)
-        if name == "committed":
-            data: Any = np.zeros(shape, bool)  # written eagerly: every row starts uncommitted
+        if name in ("committed", "input_hash"):
+            # written eagerly: every row starts uncommitted, and strings cannot be lazy here
+            data: Any = np.full(shape, var.fill, dtype=var.dtype)
         else:
             data = da.full(shape, var.fill, dtype=var.dtype, chunks=_chunks(var, shape))
         variables[name] = (var.dims, data)
@@ -77,14 +90,19 @@ def template(
 
 
 def _chunks(var: Variable, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Zarr chunks: fixed sizes, so that any sequence of appends gives the same bytes."""
     if var.per_study_shard:
         return (1, *shape[1:])
-    return (min(SMALL_CHUNK, max(shape[0], 1)), *shape[1:])
+    if var is SCHEMA["committed"]:
+        return (COMMITTED_CHUNK,)
+    return (SMALL_CHUNK, *shape[1:])
 
 
 def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """Zarr chunks, shards and fill values for every data variable of ``ds``."""
-    enc: dict[str, dict[str, Any]] = {}
+    """Zarr chunks, shards and fill values for every variable of ``ds``."""
+    enc: dict[str, dict[str, Any]] = {
+        name: {"chunks": (SMALL_CHUNK,)} for name in ds.coords if ds[name].dims == ("study",)
+    }
     for name, var in SCHEMA.items():
         if name not in ds:
             continue
@@ -110,10 +128,41 @@ def create(ref: StoreRef, lazy_template: xr.Dataset) -> None:
         consolidated=False,
         zarr_format=3,
     )
+    consolidate(ref)
+
+
+def append(ref: StoreRef, lazy_rows: xr.Dataset) -> None:
+    """Add uncommitted slots (ids, split, no data) at the end, then publish the new shapes."""
+    # safe_chunks=False: the rows' dask arrays are never computed, only their metadata used.
+    _region_only(lazy_rows).to_zarr(
+        ref.open(),
+        append_dim="study",
+        compute=False,
+        consolidated=False,
+        zarr_format=3,
+        safe_chunks=False,
+    )
+    consolidate(ref)
+
+
+def consolidate(ref: StoreRef) -> None:
+    """Rewrite the readers' table of contents (one atomic write of the root document)."""
+    with _quiet_listing():
+        zarr.consolidate_metadata(ref.open(), zarr_format=3)
+
+
+@contextlib.contextmanager
+def _quiet_listing() -> Iterator[None]:
+    """Zarr warns about the build log (a plain object beside the arrays) when it lists the
+    hierarchy, and that consolidated metadata is not in the v3 spec yet (xarray reads it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Object at .* is not recognized")
+        yield
 
 
 def write_heavy(ref: StoreRef, projected: xr.Dataset, region: slice) -> Delayed:
-    """A delayed write of the heavy arrays of studies ``region`` (one shard per dask chunk)."""
+    """A delayed write of the heavy arrays of slots ``region`` (one shard per dask chunk)."""
     heavy = _region_only(projected[list(HEAVY)])
     return heavy.to_zarr(
         ref.open(), region={"study": region}, compute=False, consolidated=False, zarr_format=3
@@ -121,16 +170,67 @@ def write_heavy(ref: StoreRef, projected: xr.Dataset, region: slice) -> Delayed:
 
 
 def write_small(ref: StoreRef, values: xr.Dataset, region: slice) -> None:
-    """Write small per-study arrays (footprints, spacing, ...) from the client."""
+    """Write small per-study arrays (footprints, spacing, ids, ...) from the client."""
     _region_only(values).to_zarr(
         ref.open(), region={"study": region}, consolidated=False, zarr_format=3
     )
 
 
-def mark_committed(ref: StoreRef, region: slice, committed: np.ndarray) -> None:
-    """Set the ``committed`` flags of ``region``: the last write of a build."""
-    flags = xr.Dataset({"committed": ("study", np.asarray(committed, bool))})
-    flags.to_zarr(ref.open(), region={"study": region}, consolidated=False, zarr_format=3)
+def set_committed(ref: StoreRef, flags: Mapping[int, bool]) -> None:
+    """Set the ``committed`` flag of each slot in ``flags`` in one write: the commit point."""
+    if not flags:
+        return
+    committed = zarr.open_array(ref.open(), path="committed", mode="r+")
+    values = committed[...]
+    for slot, flag in flags.items():
+        values[slot] = flag
+    committed[...] = values
+
+
+def erase(ref: StoreRef, slots: Sequence[int]) -> None:
+    """Delete the heavy shards of uncommitted slots (writing fill values removes the objects)."""
+    root = zarr.open_group(ref.open(), mode="r+", use_consolidated=False)
+    for name in HEAVY:
+        array = root[name]
+        for slot in slots:
+            array[slot] = SCHEMA[name].fill
+
+
+@dataclass(frozen=True)
+class StoreIndex:
+    """What a store holds per slot, read from its small arrays only."""
+
+    study: tuple[str, ...]
+    committed: np.ndarray
+    input_hash: tuple[str, ...]
+    attrs: Mapping[str, Any]
+
+
+def read_index(ref: StoreRef) -> StoreIndex:
+    """Slots, their ids, commit flags and input hashes (writers' view, not consolidated)."""
+    root = zarr.open_group(ref.open(read_only=True), mode="r", use_consolidated=False)
+    n = root["study"].shape[0]
+    return StoreIndex(
+        study=tuple(str(v) for v in root["study"][...]),
+        committed=np.asarray(root["committed"][:n], bool),
+        input_hash=tuple(str(v) for v in root["input_hash"][:n]),
+        attrs=dict(root.attrs),
+    )
+
+
+def repair(ref: StoreRef) -> bool:
+    """Even out arrays left at different lengths by a crash mid-append; True if it did."""
+    root = zarr.open_group(ref.open(), mode="r+", use_consolidated=False)
+    with _quiet_listing():
+        arrays = [array for _, array in root.arrays()]
+    along_study = [a for a in arrays if (a.metadata.dimension_names or ())[:1] == ("study",)]
+    longest = max(a.shape[0] for a in along_study)
+    short = [a for a in along_study if a.shape[0] != longest]
+    for array in short:
+        array.resize((longest, *array.shape[1:]))
+    if short:
+        consolidate(ref)
+    return bool(short)
 
 
 def _region_only(ds: xr.Dataset) -> xr.Dataset:
@@ -142,6 +242,6 @@ def _region_only(ds: xr.Dataset) -> xr.Dataset:
 
 
 def open_dataset(ref: StoreRef | Any) -> xr.Dataset:
-    """Open a dataset store lazily (dask-backed, one dask chunk per zarr chunk)."""
+    """Open a dataset store lazily through its consolidated metadata (the readers' view)."""
     store = ref.open(read_only=True) if isinstance(ref, StoreRef) else ref
-    return xr.open_zarr(store, consolidated=False, zarr_format=3)
+    return xr.open_zarr(store, consolidated=True, zarr_format=3)

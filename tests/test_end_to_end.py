@@ -1,17 +1,15 @@
 """A built demo store holds physically and anatomically consistent masks (the spine, end to end)."""
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
+from digests import tree_digest
 
 from catalog import SYSTEMS, load_taxonomy, open_catalog, select
-from flows.build import build
 from flows.cluster import ClusterOptions, dask_client
 from flows.ingest import ingest
 from flows.inputs import phantom_inputs
+from flows.update import build
 from storage.location import StoreRef
 
 CENTRE = 192
@@ -25,14 +23,6 @@ def ds(demo_dir):
 def _centroid(mask2d: np.ndarray) -> tuple[float, float]:
     rows, cols = np.nonzero(mask2d)
     return float(rows.mean()), float(cols.mean())
-
-
-def _tree(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_contract_names_dims_and_dtypes(ds):
@@ -113,11 +103,11 @@ def test_build_is_deterministic_and_ingest_too(demo_dir, tmp_path):
     with dask_client(ClusterOptions(workers=2)):
         assert not ingest(inputs, sources).failed
         assert not build(sources, again).failed
-    assert _tree(tmp_path / "sources.zarr") == _tree(demo_dir / "sources.zarr")
-    assert _tree(tmp_path / "dataset.zarr") == _tree(demo_dir / "dataset.zarr")
+    assert tree_digest(tmp_path / "sources.zarr") == tree_digest(demo_dir / "sources.zarr")
+    assert tree_digest(tmp_path / "dataset.zarr") == tree_digest(demo_dir / "dataset.zarr")
 
 
 def test_plain_xarray_sees_the_same_committed_data(demo_dir, ds):
-    plain = xr.open_zarr(demo_dir / "dataset.zarr", consolidated=False)
+    plain = xr.open_zarr(demo_dir / "dataset.zarr")
     plain = plain.isel(study=plain.committed.values)
     assert np.array_equal(plain.mask.values, ds.mask.values)

@@ -1,10 +1,10 @@
 """The sources store (storage/sources.py, storage/location.py)."""
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from digests import tree_digest
 
 from storage.location import StoreRef, check_study_id
 from storage.sources import (
@@ -35,14 +35,6 @@ def _study(root, study_id="s1"):
         attrs={"split": "train", "layout": "test"},
     )
     return ct, box, digest
-
-
-def _tree_digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_round_trip_keeps_ct_boxes_counts_and_availability(tmp_path):
@@ -97,7 +89,7 @@ def test_same_input_gives_identical_bytes(tmp_path):
     for name in ("one", "two"):
         ref = StoreRef(str(tmp_path / name))
         _, _, content = _study(create_sources(ref, LABELS))
-        digests.append((content, _tree_digest(tmp_path / name)))
+        digests.append((content, tree_digest(tmp_path / name)))
     assert digests[0] == digests[1]
 
 
