@@ -26,6 +26,7 @@ import xarray as xr
 
 import storage.dataset as dataset_store
 from catalog.taxonomy import SYSTEMS, Taxonomy
+from flows.measure import measurement_variables
 from flows.projection import ATTENUATION_MODELS, CANVAS, VIEWS, project_study, region_masks
 from storage.location import StoreRef
 from storage.sources import (
@@ -94,11 +95,7 @@ def build_batch(
     messages = [None if m is None else str(m) for m in small.pop("error")]
     variables = {name: (projected[name].dims, value) for name, value in small.items()}
     variables["input_hash"] = ("study", np.array([input_hash(s, params) for s in studies], object))
-    coords = {
-        "study": ("study", np.array([s.study_id for s in studies], object)),
-        "split": ("study", np.array([s.split for s in studies], object)),
-    }
-    values_ds = xr.Dataset(variables, coords=coords)
+    values_ds = xr.Dataset(variables)
     for positions, slots in runs:
         dataset_store.write_small(dest, values_ds.isel(study=positions), slots)
     return BatchResult({s.study_id: m for s, m in zip(studies, messages, strict=True)})
@@ -157,6 +154,12 @@ def projected_dataset(
         "pixel_spacing": (("study", "view"), stack("pixel_spacing", (n_views,), np.float32)),
         "error": (("study",), stack("error", (), object)),
     }
+    # measurements from the same mask blocks (one small task per study: no second read)
+    variables.update(
+        measurement_variables(
+            mask, variables["pixel_spacing"][1], variables["available"][1], taxonomy.names
+        )
+    )
     return xr.Dataset(variables)
 
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+import numpy as np
+
 import storage.dataset as dataset_store
 from catalog.taxonomy import load_taxonomy
 from flows.build import (
@@ -71,11 +73,16 @@ def plan_update(
     params: BuildParameters,
 ) -> Plan:
     """Assign every new or changed study a slot: a leftover uncommitted slot of the same id
-    (from a crash, a failure or an earlier change) when there is one, else a new slot."""
+    (from a crash, a failure or an earlier change) when there is one, else a slot whose id was
+    never written (a crash mid-append), else a new slot at the end."""
     committed: dict[str, int] = {}
     spare: dict[str, int] = {}
+    free: list[int] = []
     for slot, (study_id, flag) in enumerate(zip(index.study, index.committed, strict=True)):
-        (committed if flag else spare).setdefault(study_id, slot)
+        if not study_id and not flag:
+            free.append(slot)
+        else:
+            (committed if flag else spare).setdefault(study_id, slot)
     targets: list[tuple[SourceStudy, int]] = []
     retire: dict[str, int] = {}
     new_rows: list[SourceStudy] = []
@@ -88,7 +95,9 @@ def plan_update(
         if current is not None:
             retire[study.study_id] = current
         slot = spare.get(study.study_id)
-        if slot is None:
+        if slot is None and free:
+            slot = free.pop(0)
+        elif slot is None:
             slot = len(index.study) + len(new_rows)
             new_rows.append(study)
         targets.append((study, slot))
@@ -123,18 +132,19 @@ def update(
     studies = list_studies(open_sources(sources))
     summary = UpdateSummary(dest=dest.url)
     with store_lock(dest, wait=wait):
-        if rebuild and dest.exists():
-            _remove(dest)
+        if dest.exists() and (rebuild or not dataset_store.is_complete(dest)):
+            _remove(dest)  # --rebuild, or a first build that crashed before it was laid out
         if dest.exists():
             _check_parameters(dest, params)
             if dataset_store.repair(dest):
-                log.warning("%s: evened out arrays left unequal by an interrupted run", dest.url)
-            plan = plan_update(studies, dataset_store.read_index(dest), params)
+                log.warning("%s: finished the slots an interrupted run had begun", dest.url)
+            index = dataset_store.read_index(dest)
         else:
             if not studies:
                 raise ValueError(f"{sources.url} holds no complete study to build")
-            plan = plan_update(studies, dataset_store.StoreIndex((), [], (), {}), params)
-        _allocate(dest, plan, params)
+            index = dataset_store.StoreIndex((), np.zeros(0, bool), (), {})
+        plan = plan_update(studies, index, params)
+        _allocate(dest, plan, index, params)
         summary.unchanged = list(plan.unchanged)
         summary.gone = sorted(plan.gone)
         _build(sources, dest, plan, params, batch_size, on_batch, summary)
@@ -164,19 +174,33 @@ def _check_parameters(dest: StoreRef, params: BuildParameters) -> None:
         )
 
 
+_PARAMETER_NAMES = {"canvas": "image size", "attenuation": "attenuation"}  # as the CLI says
+
+
 def _describe(params: dict) -> str:
-    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(params.items()))
+    return ", ".join(f"{_PARAMETER_NAMES.get(k, k)} {v}" for k, v in sorted(params.items()))
 
 
-def _allocate(dest: StoreRef, plan: Plan, params: BuildParameters) -> None:
-    """Create the store or append the new slots (ids and split only, uncommitted)."""
+def _allocate(
+    dest: StoreRef, plan: Plan, index: dataset_store.StoreIndex, params: BuildParameters
+) -> None:
+    """Name the reused slots, then create the store or append the new slots (uncommitted)."""
+    reused = [(s, slot) for s, slot in plan.build if slot < len(index.study)]
+    if reused:  # slots found free or spare get their study's id before any data is written
+        studies = [s for s, _ in reused]
+        dataset_store.name_slots(
+            dest,
+            [slot for _, slot in reused],
+            [s.study_id for s in studies],
+            [s.split for s in studies],
+        )
     if not plan.new_rows:
         return
-    rows = dataset_template(plan.new_rows, load_taxonomy(), params)
     if dest.exists():
-        dataset_store.append(dest, rows)
+        ids = [s.study_id for s in plan.new_rows]
+        dataset_store.append(dest, ids, [s.split for s in plan.new_rows])
     else:
-        dataset_store.create(dest, rows)
+        dataset_store.create(dest, dataset_template(plan.new_rows, load_taxonomy(), params))
 
 
 def _build(

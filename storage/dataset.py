@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
+import fsspec
 import numpy as np
 import xarray as xr
 import zarr
@@ -55,11 +56,34 @@ SCHEMA: dict[str, Variable] = {
     "footprint": Variable(("study", "view", "label"), np.int32, -1, False),
     "available": Variable(("study", "label"), np.bool_, False, False),
     "pixel_spacing": Variable(("study", "view"), np.float32, np.nan, False),
+    # clinical measurements (flows/measure.py): NaN, grade -1 and a reason when excluded
+    "cardiothoracic_ratio": Variable(("study",), np.float32, np.nan, False),
+    "spinal_curvature_deg": Variable(("study",), np.float32, np.nan, False),
+    "kyphosis_deg": Variable(("study",), np.float32, np.nan, False),
+    "cardiomegaly_grade": Variable(("study",), np.int8, -1, False),
+    "scoliosis_grade": Variable(("study",), np.int8, -1, False),
+    "kyphosis_grade": Variable(("study",), np.int8, -1, False),
+    "cardiomegaly_exclusion": Variable(("study",), object, "", False),
+    "scoliosis_exclusion": Variable(("study",), object, "", False),
+    "kyphosis_exclusion": Variable(("study",), object, "", False),
     "input_hash": Variable(("study",), object, "", False),
     "committed": Variable(("study",), np.bool_, False, False),
 }
 HEAVY: tuple[str, ...] = tuple(n for n, v in SCHEMA.items() if v.per_study_shard)
-SMALL: tuple[str, ...] = ("footprint", "available", "pixel_spacing")
+SMALL: tuple[str, ...] = (
+    "footprint",
+    "available",
+    "pixel_spacing",
+    "cardiothoracic_ratio",
+    "spinal_curvature_deg",
+    "kyphosis_deg",
+    "cardiomegaly_grade",
+    "scoliosis_grade",
+    "kyphosis_grade",
+    "cardiomegaly_exclusion",
+    "scoliosis_exclusion",
+    "kyphosis_exclusion",
+)
 
 
 def template(
@@ -79,7 +103,7 @@ def template(
     variables = {}
     for name, var in SCHEMA.items():
         shape = tuple(sizes[d] for d in var.dims)
-        if name in ("committed", "input_hash"):
+        if name == "committed" or var.dtype is object:
             # written eagerly: every row starts uncommitted, and strings cannot be lazy here
             data: Any = np.full(shape, var.fill, dtype=var.dtype)
         else:
@@ -120,35 +144,77 @@ def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 
 def create(ref: StoreRef, lazy_template: xr.Dataset) -> None:
     """Lay out a new store: metadata, coordinates and ``committed`` = False; no data."""
-    lazy_template.to_zarr(
-        ref.open(),
-        mode="w",
-        compute=False,
-        encoding=encoding(lazy_template),
-        consolidated=False,
-        zarr_format=3,
-    )
+    _to_zarr(lazy_template, ref, mode="w", compute=False, encoding=encoding(lazy_template))
     consolidate(ref)
 
 
-def append(ref: StoreRef, lazy_rows: xr.Dataset) -> None:
-    """Add uncommitted slots (ids, split, no data) at the end, then publish the new shapes."""
-    # safe_chunks=False: the rows' dask arrays are never computed, only their metadata used.
-    _region_only(lazy_rows).to_zarr(
-        ref.open(),
-        append_dim="study",
-        compute=False,
-        consolidated=False,
-        zarr_format=3,
-        safe_chunks=False,
-    )
+def append(ref: StoreRef, study_ids: Sequence[str], splits: Sequence[str]) -> None:
+    """Add uncommitted slots (ids and split, no data) at the end, then publish the new shapes.
+
+    Done with zarr directly: xarray's append mode rewrites the root document (attributes),
+    which would drop the consolidated metadata readers rely on until the next consolidation.
+    """
+    root = zarr.open_group(ref.open(), mode="r+", use_consolidated=False)
+    old = root["study"].shape[0]
+    new = old + len(study_ids)
+    for array in _along_study(root):
+        array.resize((new, *array.shape[1:]))
+    name_slots(ref, range(old, new), study_ids, splits)
     consolidate(ref)
+
+
+def name_slots(
+    ref: StoreRef, slots: Sequence[int], study_ids: Sequence[str], splits: Sequence[str]
+) -> None:
+    """Write the study id and split of (uncommitted) slots before their data is built.
+
+    With zarr directly: xarray's region writes leave index coordinates such as ``study`` alone.
+    """
+    if not len(slots):
+        return
+    root = zarr.open_group(ref.open(), mode="r+", use_consolidated=False)
+    index = np.asarray(slots, dtype=np.int64)
+    root["study"].oindex[index] = np.array(study_ids, dtype=object)
+    root["split"].oindex[index] = np.array(splits, dtype=object)
+
+
+def _along_study(root: zarr.Group) -> list[zarr.Array]:
+    with _quiet_listing():
+        arrays = [array for _, array in root.arrays()]
+    return [a for a in arrays if (a.metadata.dimension_names or ())[:1] == ("study",)]
+
+
+def is_complete(ref: StoreRef) -> bool:
+    """Whether the store's creation finished (its root document carries the consolidated
+    metadata, written last by ``create``; later writes never touch the root document)."""
+    try:
+        zarr.open_group(ref.open(read_only=True), mode="r", use_consolidated=True)
+    except ValueError:  # zarr: "Consolidated metadata requested ... but not found"
+        return False
+    return True
 
 
 def consolidate(ref: StoreRef) -> None:
     """Rewrite the readers' table of contents (one atomic write of the root document)."""
     with _quiet_listing():
         zarr.consolidate_metadata(ref.open(), zarr_format=3)
+
+
+def write_heavy(ref: StoreRef, projected: xr.Dataset, region: slice) -> Delayed:
+    """A delayed write of the heavy arrays of slots ``region`` (one shard per dask chunk)."""
+    heavy = _region_only(projected[list(HEAVY)])
+    return _to_zarr(heavy, ref, region={"study": region}, compute=False)
+
+
+def write_small(ref: StoreRef, values: xr.Dataset, region: slice) -> None:
+    """Write small per-study arrays (footprints, spacing, ids, ...) from the client."""
+    _to_zarr(_region_only(values), ref, region={"study": region})
+
+
+def _to_zarr(ds: xr.Dataset, ref: StoreRef, **options: Any) -> Delayed | None:
+    """Every write goes here: zarr v3, and never consolidated implicitly (see ``consolidate``)."""
+    with _quiet_listing():
+        return ds.to_zarr(ref.open(), consolidated=False, zarr_format=3, **options)
 
 
 @contextlib.contextmanager
@@ -159,21 +225,6 @@ def _quiet_listing() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         warnings.filterwarnings("ignore", message="Object at .* is not recognized")
         yield
-
-
-def write_heavy(ref: StoreRef, projected: xr.Dataset, region: slice) -> Delayed:
-    """A delayed write of the heavy arrays of slots ``region`` (one shard per dask chunk)."""
-    heavy = _region_only(projected[list(HEAVY)])
-    return heavy.to_zarr(
-        ref.open(), region={"study": region}, compute=False, consolidated=False, zarr_format=3
-    )
-
-
-def write_small(ref: StoreRef, values: xr.Dataset, region: slice) -> None:
-    """Write small per-study arrays (footprints, spacing, ids, ...) from the client."""
-    _region_only(values).to_zarr(
-        ref.open(), region={"study": region}, consolidated=False, zarr_format=3
-    )
 
 
 def set_committed(ref: StoreRef, flags: Mapping[int, bool]) -> None:
@@ -188,12 +239,13 @@ def set_committed(ref: StoreRef, flags: Mapping[int, bool]) -> None:
 
 
 def erase(ref: StoreRef, slots: Sequence[int]) -> None:
-    """Delete the heavy shards of uncommitted slots (writing fill values removes the objects)."""
-    root = zarr.open_group(ref.open(), mode="r+", use_consolidated=False)
+    """Delete the heavy shards of uncommitted slots (their objects, not just their values)."""
+    fs, root = fsspec.core.url_to_fs(ref.url, **dict(ref.storage_options))
     for name in HEAVY:
-        array = root[name]
         for slot in slots:
-            array[slot] = SCHEMA[name].fill
+            shard_prefix = f"{root.rstrip('/')}/{name}/c/{slot}"  # zarr v3 default chunk keys
+            if fs.exists(shard_prefix):
+                fs.rm(shard_prefix, recursive=True)
 
 
 @dataclass(frozen=True)
@@ -219,18 +271,22 @@ def read_index(ref: StoreRef) -> StoreIndex:
 
 
 def repair(ref: StoreRef) -> bool:
-    """Even out arrays left at different lengths by a crash mid-append; True if it did."""
+    """Finish an append a crash interrupted: even out the arrays' lengths and publish them.
+
+    Returns True if there was anything to repair. Must run before anything is committed, so
+    that every committed slot lies within the shapes readers see.
+    """
     root = zarr.open_group(ref.open(), mode="r+", use_consolidated=False)
-    with _quiet_listing():
-        arrays = [array for _, array in root.arrays()]
-    along_study = [a for a in arrays if (a.metadata.dimension_names or ())[:1] == ("study",)]
+    along_study = _along_study(root)
     longest = max(a.shape[0] for a in along_study)
     short = [a for a in along_study if a.shape[0] != longest]
     for array in short:
         array.resize((longest, *array.shape[1:]))
-    if short:
+    published = zarr.open_group(ref.open(read_only=True), mode="r", use_consolidated=True)
+    stale = published["study"].shape[0] != longest
+    if short or stale:
         consolidate(ref)
-    return bool(short)
+    return bool(short or stale)
 
 
 def _region_only(ds: xr.Dataset) -> xr.Dataset:
