@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import dask
-import numpy as np
 import pytest
 
 from catalog import open_catalog
@@ -41,12 +40,16 @@ def _rga_update(sources: StoreRef, dest: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _image_digests(dest: Path) -> dict[str, str]:
+def _digests(dest: Path, variables=("image",)) -> dict[str, tuple[str, ...]]:
+    """Per visible study, a digest of each variable; no study may be visible twice."""
     ds = open_catalog(str(dest))
     ids = [str(s) for s in ds.study.values]
     assert len(ids) == len(set(ids)), f"a study is visible twice: {ids}"
     return {
-        study_id: hashlib.sha256(ds.image.isel(study=i).values.tobytes()).hexdigest()
+        study_id: tuple(
+            hashlib.sha256(ds[name].isel(study=i).values.tobytes()).hexdigest()
+            for name in variables
+        )
         for i, study_id in enumerate(ids)
     }
 
@@ -83,7 +86,7 @@ def test_two_updaters_started_together_lose_nothing(stores, tmp_path):
     with dask.config.set(scheduler="synchronous"):
         reference = tmp_path / "ref.zarr"
         update(v1, StoreRef(str(reference)), SMALL)
-    assert _image_digests(dest) == _image_digests(reference)
+    assert _digests(dest) == _digests(reference)
 
 
 def test_readers_during_an_update_see_old_or_new_never_a_mix(stores, tmp_path):
@@ -92,21 +95,18 @@ def test_readers_during_an_update_see_old_or_new_never_a_mix(stores, tmp_path):
     with dask.config.set(scheduler="synchronous"):
         update(v1, StoreRef(str(dest)), SMALL)
         update(v2, StoreRef(str(new)), SMALL)
-    old_images, new_images = _image_digests(dest), _image_digests(new)
-    assert all(old_images[s] != new_images[s] for s in old_images)
+    every = ("image", "mask", "region_mask", "footprint", "pixel_spacing")
+    old, new_version = _digests(dest, every), _digests(new, every)
+    assert all(old[s][0] != new_version[s][0] for s in old)
     writer = _rga_update(v2, dest)
     looks = 0
     while writer.poll() is None:
-        ds = open_catalog(str(dest))
-        ids = [str(s) for s in ds.study.values]
-        assert sorted(ids) == sorted(old_images), "a study vanished or doubled mid-update"
-        for i, study_id in enumerate(ids):
-            study = ds.isel(study=i).load()
-            digest = hashlib.sha256(study.image.values.tobytes()).hexdigest()
-            assert digest in (old_images[study_id], new_images[study_id])
-            # masks and footprints belong to the same version as the image
-            assert np.array_equal(study.footprint.values, study.mask.sum(("y", "x")).values)
+        seen = _digests(dest, every)
+        assert sorted(seen) == sorted(old), "a study vanished or doubled mid-update"
+        for study_id, digests in seen.items():
+            # every variable of a study comes from the same version: old or new, never a mix
+            assert digests in (old[study_id], new_version[study_id]), study_id
         looks += 1
     assert writer.returncode == 0, writer.stderr.read()
-    assert _image_digests(dest) == new_images
+    assert _digests(dest, every) == new_version
     assert looks, "the update finished before any reader looked"
