@@ -1,8 +1,11 @@
 """Shared fixtures: one small demo build (real local cluster) reused by the read-side tests."""
 
+import logging
+import socket
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from flows.cli import main
 
@@ -16,3 +19,19 @@ def demo_dir(tmp_path_factory) -> Path:
     code = main(["demo", str(folder), "--studies", "3", "--shape", *DEMO_SHAPE, "--workers", "2"])
     assert code == 0
     return folder
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on loopback; yields storage options that reach it.
+
+    Buckets are created without a region, as moto's server expects; each test makes its own.
+    """
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}"}
+    server.stop()
