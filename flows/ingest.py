@@ -1,20 +1,29 @@
 """Ingest: study inputs -> sources store, one task per study on the cluster.
 
-A study that fails is reported with its id and the reason; the other studies are written.
+Per study, one task reads the CT and every mask (one at a time, each kept compressed), derives
+the classes the input lacks as unions of their members, and only then writes the study, so a
+bad input file fails the study before any earlier version of it is replaced. A study that fails
+is reported with its id and the reason; the other studies are written. Every run updates the
+failure report beside the store (``storage/reports.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dask
 
 from catalog.taxonomy import load_taxonomy
 from flows.inputs import StudyInput
-from storage.location import StoreRef, check_study_id
+from flows.staging import emit, plan_derivation, stage
+from flows.nifti import InputError
+from storage.files import Folder
+from storage.location import StoreRef, check_study_id, redact
+from storage.reports import update_report
 from storage.sources import create_sources, write_study
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,17 @@ class IngestSummary:
     sources: str
     ingested: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    report: str | None = None  # URL of the failure report
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What happened to one study: its error (None when written) and its warnings."""
+
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def ingest(
@@ -36,33 +55,71 @@ def ingest(
     *,
     batch_size: int = 64,
     on_batch: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
+    run_info: Mapping[str, Any] | None = None,
 ) -> IngestSummary:
-    """Write every input into ``sources`` (created if needed), a bounded batch at a time."""
+    """Write every input into ``sources`` (created if needed), a bounded batch at a time.
+
+    Afterwards the failure report beside the store is updated for the studies attempted;
+    ``run_info`` (input URL, layout) is recorded in it as the last run.
+    """
     started = time.perf_counter()
     create_sources(sources, load_taxonomy().names)
     summary = IngestSummary(sources=sources.url)
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start : start + batch_size]
         tasks = [dask.delayed(_ingest_one, pure=False)(sources, item) for item in batch]
-        for item, error in zip(batch, dask.compute(*tasks), strict=True):
-            if error is None:
+        for item, outcome in zip(batch, dask.compute(*tasks), strict=True):
+            if outcome.warnings:
+                summary.warnings[item.study_id] = list(outcome.warnings)
+            if outcome.error is None:
                 summary.ingested.append(item.study_id)
             else:
-                summary.failed[item.study_id] = error
-                log.error("study %s was not ingested: %s", item.study_id, error)
+                summary.failed[item.study_id] = outcome.error
+                log.info("study %s was not ingested: %s", item.study_id, outcome.error)
+                if on_failure:  # as it happens, for progress displays
+                    on_failure(item.study_id, outcome.error)
         if on_batch:
             on_batch(start + len(batch), len(inputs))
     summary.seconds = time.perf_counter() - started
+    last_run = {
+        **dict(run_info or {}),
+        "studies": len(inputs),
+        "ingested": len(summary.ingested),
+        "failed": len(summary.failed),
+    }
+    attempted = [item.study_id for item in inputs]
+    summary.report = update_report(sources, attempted, summary.failed, summary.warnings, last_run)
     return summary
 
 
-def _ingest_one(sources: StoreRef, item: StudyInput) -> str | None:
-    """Load one study and write it; return None, or the error as a sentence."""
+def _ingest_one(sources: StoreRef, item: StudyInput) -> StudyOutcome:
+    """Load, check, complete and write one study; errors come back as sentences, never raised."""
     try:
         check_study_id(item.study_id)
         taxonomy = load_taxonomy()
         study = item.load()
-        masks = ((taxonomy.index(name), box.origin, box.data) for name, box in study.masks)
+        # Every mask is read and checked before anything is written (see the module docstring).
+        staged = stage(study.masks, study.ct.shape, taxonomy)
+        if not staged:
+            raise InputError("no masks: the input provided no class at all")
+        derivation = plan_derivation(staged, taxonomy)
+        attrs = {"split": item.split, **study.attrs}
+        unmapped = sorted(set(attrs.pop("unmapped", [])))
+        warnings = list(attrs.pop("warnings", []))
+        if unmapped:
+            warnings.append(
+                f"{len(unmapped)} structures have no class in the vocabulary and were skipped: "
+                + ", ".join(unmapped)
+            )
+        attrs.update(
+            {
+                "unmapped": unmapped,
+                "derived": list(derivation.derived),
+                "derived_partial": {k: list(v) for k, v in derivation.partial.items()},
+                "warnings": warnings,
+            }
+        )
         root = create_sources(sources, taxonomy.names)
         write_study(
             root,
@@ -70,10 +127,38 @@ def _ingest_one(sources: StoreRef, item: StudyInput) -> str | None:
             ct=study.ct,
             spacing=study.spacing,
             affine=study.affine,
-            masks=masks,
-            attrs={"split": item.split, **study.attrs},
+            masks=(
+                (taxonomy.index(name), box.origin, box.data)
+                for name, box in emit(staged, derivation, taxonomy)
+            ),
+            attrs=attrs,
         )
     except Exception as error:
-        log.exception("ingest of study %s failed", item.study_id)
-        return f"{type(error).__name__}: {error}"
-    return None
+        message = redact(_sentence(error), sources.storage_options, *_input_options(item))
+        if isinstance(error, _EXPECTED):
+            log.info("study %s was not ingested: %s", item.study_id, message)
+        else:
+            log.warning("ingest of study %s failed unexpectedly: %s", item.study_id, message)
+        log.debug("details of the failure of study %s", item.study_id, exc_info=True)
+        return StudyOutcome(message)
+    return StudyOutcome(None, tuple(warnings))
+
+
+# Problems with the input or its storage: reported as a sentence, no traceback unless -v.
+_EXPECTED = (InputError, ValueError, KeyError, OSError)
+
+
+def _sentence(error: Exception) -> str:
+    """The error as the sentence users see (the type only for errors that are not ours)."""
+    if isinstance(error, InputError | FileNotFoundError):
+        return str(error)
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, ValueError) and type(error) is ValueError:
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _input_options(item: StudyInput) -> list[Mapping[str, Any]]:
+    """The storage options of the folders an input reads from (to keep them out of messages)."""
+    return [v.storage_options for v in vars(item).values() if isinstance(v, Folder)]

@@ -17,7 +17,11 @@ from flows.phantom import BoxMask, PhantomGeometry, make_phantom
 
 @dataclass(frozen=True)
 class LoadedStudy:
-    """A study's CT in RAS-canonical HU with its grid, and its masks by class name."""
+    """A study's CT in RAS-canonical HU with its grid, and its masks by class name.
+
+    ``attrs`` may be completed while ``masks`` is consumed (the files read, names skipped), so
+    it is final only after every mask has been taken; ingest takes them all before writing.
+    """
 
     ct: np.ndarray
     spacing: tuple[float, float, float]

@@ -122,6 +122,7 @@ def update(
     wait: bool = False,
     batch_size: int = 32,
     on_batch: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
 ) -> UpdateSummary:
     """Bring ``dest`` up to date with ``sources`` (creating it if needed), holding its lock.
 
@@ -147,7 +148,7 @@ def update(
         _allocate(dest, plan, index, params)
         summary.unchanged = list(plan.unchanged)
         summary.gone = sorted(plan.gone)
-        _build(sources, dest, plan, params, batch_size, on_batch, summary)
+        _build(sources, dest, plan, params, batch_size, on_batch, summary, on_failure)
         if prune and plan.gone:
             dataset_store.set_committed(dest, {slot: False for slot in plan.gone.values()})
             dataset_store.erase(dest, sorted(plan.gone.values()))
@@ -211,6 +212,7 @@ def _build(
     batch_size: int,
     on_batch: Callable[[int, int], None] | None,
     summary: UpdateSummary,
+    on_failure: Callable[[str, str], None] | None = None,
 ) -> None:
     """Build and commit the planned studies one batch at a time."""
     taxonomy = load_taxonomy()
@@ -224,6 +226,8 @@ def _build(
             if error is not None:
                 summary.failed[study.study_id] = error
                 log.error("study %s was not built: %s", study.study_id, error)
+                if on_failure:  # as it happens, for progress displays
+                    on_failure(study.study_id, error)
                 continue
             flags[slot] = True
             if study.study_id in plan.retire:

@@ -4,32 +4,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections import Counter
 
 import dask
 import pytest
 import zarr
 import zarr.storage
+from counting import CountingStore
 
 from catalog import open_catalog, select
-
-
-class CountingStore(zarr.storage.WrapperStore):
-    """Counts every read request by key (full gets and byte-range gets alike)."""
-
-    def __init__(self, store):
-        super().__init__(store)
-        self.reads = Counter()
-
-    async def get(self, key, prototype, byte_range=None):
-        self.reads[key] += 1
-        return await super().get(key, prototype, byte_range)
-
-    async def get_partial_values(self, prototype, key_ranges):
-        key_ranges = list(key_ranges)
-        for key, _ in key_ranges:
-            self.reads[key] += 1
-        return await super().get_partial_values(prototype, key_ranges)
 
 
 def test_selecting_one_label_of_one_study_reads_one_chunk(demo_dir):

@@ -1,0 +1,135 @@
+"""Reading one study's 2D masks (view, label, y, x): from a dataset store or a folder of PNGs.
+
+Dataset stores keep each study's masks in one shard, so a study is read with one request for
+the whole shard. A PNG folder holds ``<folder>/<study>/<view>/<label>.png``: label names are
+used verbatim as file names (spaces and parentheses included; no class name contains ``/``);
+any non-zero pixel is foreground; a missing file is an empty mask.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+import zarr
+from PIL import Image
+
+from storage.location import StoreRef
+
+PNG_SUFFIX = ".png"
+
+
+def is_dataset_store(ref: StoreRef) -> bool:
+    """Whether ``ref`` holds a Zarr group in the dataset schema (its format mark and masks)."""
+    if not ref.exists():
+        return False
+    group = zarr.open_group(ref.open(read_only=True), mode="r")
+    return "rga_format" in group.attrs and "mask" in group
+
+
+def read_study_masks(ref: StoreRef, position: int) -> np.ndarray:
+    """The ``mask`` block (view, label, y, x) of the study at ``position`` of a dataset store."""
+    root = zarr.open_group(ref.open(read_only=True), mode="r")
+    return np.asarray(root["mask"][position], dtype=bool)
+
+
+@dataclass(frozen=True)
+class PngFolder:
+    """A folder (path or fsspec URL) of predicted masks as PNG files, one per study/view/class."""
+
+    url: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        ref = StoreRef(self.url, self.storage_options)  # the options every URL gets
+        options = {} if ref.is_local else dict(ref.storage_options)
+        fs, path = fsspec.core.url_to_fs(self.url, **options)
+        return fs, path.rstrip("/")
+
+    def exists(self) -> bool:
+        """Whether the folder exists."""
+        fs, path = self._fs()
+        return bool(fs.isdir(path))
+
+    def studies(self) -> list[str]:
+        """Names of the study folders, sorted."""
+        fs, path = self._fs()
+        entries = fs.ls(path, detail=True)
+        return sorted(_name(e["name"]) for e in entries if e["type"] == "directory")
+
+    def read(
+        self, study_id: str, views: Sequence[str], labels: Sequence[str], shape: tuple[int, int]
+    ) -> np.ndarray:
+        """The study's masks as (view, label, y, x) bool; unknown files or sizes raise."""
+        fs, path = self._fs()
+        out = np.zeros((len(views), len(labels), *shape), bool)
+        index = {name: i for i, name in enumerate(labels)}
+        found = {_name(e["name"]): e for e in fs.ls(f"{path}/{study_id}", detail=True)}
+        unknown_views = sorted(set(found) - set(views))
+        if unknown_views:
+            raise ValueError(
+                f"study {study_id}: unknown view folder {unknown_views[0]!r} "
+                f"(expected {', '.join(views)})"
+            )
+        for v, view in enumerate(views):
+            if view not in found:
+                continue
+            for entry in fs.ls(f"{path}/{study_id}/{view}", detail=True):
+                file_name = _name(entry["name"])
+                label = file_name.removesuffix(PNG_SUFFIX)
+                if entry["type"] != "file" or not file_name.endswith(PNG_SUFFIX):
+                    raise ValueError(f"study {study_id}: {view}/{file_name} is not a PNG file")
+                if label not in index:
+                    raise ValueError(
+                        f"study {study_id}: {view}/{file_name} names no class of the dataset"
+                    )
+                out[v, index[label]] = _read_png(fs, entry["name"], shape, study_id)
+        return out
+
+    def write(
+        self, study_id: str, masks: np.ndarray, views: Sequence[str], labels: Sequence[str]
+    ) -> None:
+        """Write a study's non-empty masks as 0/255 greyscale PNGs (empty masks: no file)."""
+        fs, path = self._fs()
+        for v, view in enumerate(views):
+            folder = f"{path}/{study_id}/{view}"
+            fs.makedirs(folder, exist_ok=True)
+            for index, label in enumerate(labels):
+                if masks[v, index].any():
+                    buffer = io.BytesIO()
+                    image = Image.fromarray(masks[v, index].astype(np.uint8) * 255)
+                    image.save(buffer, format="PNG")
+                    fs.pipe_file(f"{folder}/{label}{PNG_SUFFIX}", buffer.getvalue())
+
+
+def _read_png(
+    fs: fsspec.AbstractFileSystem, path: str, shape: tuple[int, int], study_id: str
+) -> np.ndarray:
+    """One PNG as a boolean mask: non-zero is foreground (any colour channel, alpha ignored)."""
+    try:
+        with fs.open(path, "rb") as handle, Image.open(handle) as image:
+            pixels = np.asarray(image)
+    except OSError as error:
+        message = f"study {study_id}: {_tail(path)} is not a readable PNG ({error})"
+        raise ValueError(message) from None
+    if pixels.ndim == 3:  # LA and RGBA: the last channel is alpha
+        colour = pixels[..., :-1] if pixels.shape[-1] in (2, 4) else pixels
+        pixels = colour.any(axis=-1)
+    if pixels.shape != tuple(shape):
+        raise ValueError(
+            f"study {study_id}: {_tail(path)} is {pixels.shape[1]} x {pixels.shape[0]} pixels, "
+            f"the dataset's masks are {shape[1]} x {shape[0]}"
+        )
+    return pixels != 0
+
+
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _tail(path: str) -> str:
+    return "/".join(path.rstrip("/").split("/")[-2:])
