@@ -9,6 +9,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from distributed import Client
+
 from catalog.totalsegmentator import parse_class_map, parse_name_map
 from flows import cli_evaluation, cli_reports
 from flows.build import BuildParameters
@@ -221,6 +223,11 @@ def _progress(what: str, args: argparse.Namespace) -> Progress:
     return Progress(what, quiet=getattr(args, "quiet", False))
 
 
+def _print_dashboard(client: Client | None, args: argparse.Namespace) -> None:
+    if client is not None and not args.quiet:
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     sources, dest = StoreRef(str(folder / "sources.zarr")), StoreRef(str(folder / "dataset.zarr"))
@@ -260,7 +267,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
             raise UsageError(f"no {args.layout} studies found under {args.input}")
         run_info = {"layout": args.layout, "input": args.input}
     print(f"Ingesting {len(inputs)} studies ({args.layout} layout) into {args.sources}")
-    with dask_client(_cluster(args)):
+    with dask_client(_cluster(args)) as client:
+        _print_dashboard(client, args)
         progress = _progress("ingest", args)  # started once the cluster is up: honest rates
         summary = ingest(
             inputs, sources, on_batch=progress, on_failure=progress.failed, run_info=run_info
@@ -376,7 +384,8 @@ def _run_build(args: argparse.Namespace) -> int:
     sources, dest, params = _store(args.sources, args), _store(args.dest, args), _params(args)
     if not sources.exists():
         raise UsageError(f"no sources store at {args.sources}; create one with `rga ingest`")
-    with dask_client(_cluster(args)):
+    with dask_client(_cluster(args)) as client:
+        _print_dashboard(client, args)
         progress = _progress("build", args)
         summary = build(sources, dest, params, on_batch=progress, on_failure=progress.failed)
     progress.finish()
@@ -388,7 +397,8 @@ def _run_update(args: argparse.Namespace) -> int:
     sources, dest, params = _store(args.sources, args), _store(args.dest, args), _params(args)
     if not sources.exists():
         raise UsageError(f"no sources store at {args.sources}; create one with `rga ingest`")
-    with dask_client(_cluster(args)):
+    with dask_client(_cluster(args)) as client:
+        _print_dashboard(client, args)
         progress = _progress("update", args)
         summary = update(
             sources,

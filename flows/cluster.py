@@ -32,6 +32,27 @@ class ClusterOptions:
 DEFAULT_OPTIONS = ClusterOptions()
 
 
+class SchedulerUnreachable(ValueError):
+    """No connection to the named scheduler (address, network or TLS settings)."""
+
+
+def _connect(address: str) -> Client:
+    """A client of the scheduler at ``address``; TLS and timeouts come from the Dask config."""
+    before = dict(dask.config.config)
+    try:
+        return Client(address)
+    except (OSError, TypeError) as error:  # TypeError: a tls:// address without TLS settings
+        # A Client that fails in its constructor can leave itself set as the default
+        # scheduler (distributed 2026.8, TLS): later computes in this process would fail.
+        dask.config.config.clear()
+        dask.config.config.update(before)
+        tls = address.startswith("tls://")
+        hint = " (TLS: set distributed.comm.tls.* in the Dask config)" if tls else ""
+        raise SchedulerUnreachable(
+            f"cannot reach the Dask scheduler at {address}: {error}{hint}"
+        ) from error
+
+
 @contextmanager
 def dask_client(options: ClusterOptions = DEFAULT_OPTIONS) -> Iterator[Client | None]:
     """A ``distributed.Client`` that is the default scheduler while the block runs.
@@ -45,7 +66,7 @@ def dask_client(options: ClusterOptions = DEFAULT_OPTIONS) -> Iterator[Client | 
             yield None
         return
     if address:
-        with Client(address) as client:
+        with _connect(address) as client:
             log.info("using the Dask scheduler at %s", address)
             yield client
         return

@@ -19,8 +19,8 @@ import dask
 
 from catalog.taxonomy import load_taxonomy
 from flows.inputs import StudyInput
-from flows.staging import emit, plan_derivation, stage
 from flows.nifti import InputError
+from flows.staging import emit, plan_derivation, stage
 from storage.files import Folder
 from storage.location import StoreRef, check_study_id, redact
 from storage.reports import update_report

@@ -23,13 +23,15 @@ from flows.cli import main
 from storage.location import StoreRef
 from storage.sources import list_studies, open_sources
 
-GOOD = ("g1", "g2")
-
 
 @pytest.fixture(scope="module")
 def scheduler() -> str:
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
     ) as cluster:
         yield cluster.scheduler_address
 

@@ -14,6 +14,7 @@ import dask
 import pytest
 from digests import tree_digest
 from distributed import Client
+from distributed.security import Security
 
 from flows.build import BuildParameters
 from flows.cli import main
@@ -42,8 +43,10 @@ def sources(tmp_path_factory) -> tuple[StoreRef, Path]:
 class RealCluster:
     """A scheduler and named workers, each its own process group (a kill takes the nanny too)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workers: tuple[str, ...] = WORKERS, *tls: str) -> None:
         self.root = root
+        self.workers = workers
+        self.tls = tls  # --tls-* flags for every process; the scheduler then speaks tls://
         self.scheduler_file = root / "scheduler.json"
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -54,18 +57,21 @@ class RealCluster:
             "scheduler",
             *("--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0"),
             *("--scheduler-file", str(self.scheduler_file)),
+            *self.tls,
+            *(("--protocol", "tls") if self.tls else ()),
         )
         self._wait_for(self.scheduler_file.exists)
-        for name in WORKERS:
+        for name in self.workers:
             self._spawn(
                 name,
                 "worker",
                 *("--scheduler-file", str(self.scheduler_file), "--name", name),
                 *("--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"),
                 *("--local-directory", str(self.root / name), "--no-dashboard"),
+                *self.tls,
             )
-        with Client(self.address, timeout=STARTUP_SECONDS) as client:
-            client.wait_for_workers(len(WORKERS), timeout=STARTUP_SECONDS)
+        with Client(self.address, timeout=STARTUP_SECONDS, set_as_default=False) as client:
+            client.wait_for_workers(len(self.workers), timeout=STARTUP_SECONDS)
 
     @property
     def address(self) -> str:
@@ -128,7 +134,8 @@ def test_build_on_a_real_cluster_equals_the_local_build_byte_for_byte(
     # The progress display works against a remote scheduler (it is fed from the client side).
     assert "build: 4/4 studies (100%)" in captured.err and ", 0 failed" in captured.err
     assert tree_digest(dest) == tree_digest(reference)
-    with Client(cluster.address) as client:  # the work really ran on both worker processes
+    # The work really ran on both worker processes.
+    with Client(cluster.address, set_as_default=False) as client:
         transitions = client.run(lambda dask_worker: dask_worker.state.transition_counter)
     assert len(transitions) == len(WORKERS)
     assert all(count > 0 for count in transitions.values())
@@ -149,7 +156,7 @@ def test_build_completes_when_a_worker_is_killed_mid_build(sources, cluster, tmp
     killed = threading.Event()
 
     def kill_when_busy() -> None:
-        with Client(cluster.address) as watcher:
+        with Client(cluster.address, set_as_default=False) as watcher:
             while not killed.is_set() and result_code is None:
                 if _processing_on(watcher, "w1") > 0:
                     cluster.kill("w1")
@@ -166,3 +173,44 @@ def test_build_completes_when_a_worker_is_killed_mid_build(sources, cluster, tmp
     assert result_code == 0
     assert "Built 4 studies" in capsys.readouterr().out
     assert tree_digest(dest) == tree_digest(reference)
+
+
+def _tls_files(folder: Path) -> dict[str, Path]:
+    """A throwaway CA, certificate and key (PEM files) that every process of the test shares."""
+    security = Security.temporary()
+    files = {
+        "ca": security.tls_ca_file,
+        "cert": security.tls_client_cert,
+        "key": security.tls_client_key,
+    }
+    for name, pem in files.items():
+        (folder / f"{name}.pem").write_text(pem)
+    return {name: folder / f"{name}.pem" for name in files}
+
+
+def test_tls_cluster_communication_comes_from_the_dask_config(sources, tmp_path, capsys):
+    src, reference = sources
+    pem = _tls_files(tmp_path)
+    flags = ("--tls-ca-file", str(pem["ca"]), "--tls-cert", str(pem["cert"]))
+    real = RealCluster(tmp_path, ("w0",), *flags, "--tls-key", str(pem["key"]))
+    tls_config = {
+        "distributed.comm.require-encryption": True,
+        "distributed.comm.tls.ca-file": str(pem["ca"]),
+        "distributed.comm.tls.client.cert": str(pem["cert"]),
+        "distributed.comm.tls.client.key": str(pem["key"]),
+    }
+    try:
+        with dask.config.set(tls_config):
+            real.start()
+            assert real.address.startswith("tls://127.0.0.1:")
+            assert _rga_build(real.address, src, tmp_path / "dataset.zarr") == 0
+        assert tree_digest(tmp_path / "dataset.zarr") == tree_digest(reference)
+        assert "Built 4 studies" in capsys.readouterr().out
+        # Without the configured certificates the scheduler cannot be reached at all.
+        with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):
+            assert _rga_build(real.address, src, tmp_path / "refused.zarr") == 2
+        assert "cannot reach the Dask scheduler at tls://" in capsys.readouterr().err
+        assert dask.config.get("scheduler", None) is None  # no dead client left as default
+        assert not (tmp_path / "refused.zarr").exists()
+    finally:
+        real.stop()
