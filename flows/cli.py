@@ -14,6 +14,7 @@ from distributed import Client
 from catalog.totalsegmentator import parse_class_map, parse_name_map
 from flows import cli_evaluation, cli_reports
 from flows.build import BuildParameters
+from flows.cli_args import positive_int
 from flows.cluster import ClusterOptions, dask_client
 from flows.ingest import IngestSummary, ingest
 from flows.inputs import phantom_inputs
@@ -66,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="generate phantom studies, ingest and build them", description=_DEMO_HELP
     )
     demo.add_argument("dir", nargs="?", default="rga-demo", help="output folder (default rga-demo)")
-    demo.add_argument("--studies", type=_positive, default=5, help="how many phantoms (default 5)")
+    demo.add_argument(
+        "--studies", type=positive_int, default=5, help="how many phantoms (default 5)"
+    )
     _phantom_options(demo, default_shape=(128, 128, 160))
     _build_options(demo)
     _cluster_options(demo)
@@ -78,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("input", nargs="?", help="input folder or URL (not for phantom)")
     ingest_cmd.add_argument("sources", help="sources store to write (path or URL)")
     ingest_cmd.add_argument("--layout", choices=LAYOUTS, required=True, help="input layout")
-    ingest_cmd.add_argument("--studies", type=_positive, default=5, help="phantom: how many")
+    ingest_cmd.add_argument("--studies", type=positive_int, default=5, help="phantom: how many")
     _phantom_options(ingest_cmd, default_shape=(128, 128, 160))
     _layout_options(ingest_cmd)
     _storage_options(ingest_cmd)
@@ -158,7 +161,7 @@ _BUILD_HELP = (
 def _phantom_options(parser: argparse.ArgumentParser, default_shape: tuple[int, ...]) -> None:
     parser.add_argument(
         "--shape",
-        type=_positive,
+        type=positive_int,
         nargs=3,
         default=list(default_shape),
         metavar=("I", "J", "K"),
@@ -169,7 +172,7 @@ def _phantom_options(parser: argparse.ArgumentParser, default_shape: tuple[int, 
 
 def _build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--image-size", type=_positive, default=CANVAS, help=f"pixels (default {CANVAS})"
+        "--image-size", type=positive_int, default=CANVAS, help=f"pixels (default {CANVAS})"
     )
     parser.add_argument(
         "--attenuation",
@@ -186,9 +189,9 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         help="address of a running Dask scheduler (else DASK_SCHEDULER_ADDRESS); "
         "'threads' or 'synchronous' runs in this process without a cluster",
     )
-    group.add_argument("--workers", type=_positive, help="local cluster: worker processes")
+    group.add_argument("--workers", type=positive_int, help="local cluster: worker processes")
     group.add_argument(
-        "--threads-per-worker", type=_positive, default=1, help="local cluster (default 1)"
+        "--threads-per-worker", type=positive_int, default=1, help="local cluster (default 1)"
     )
     group.add_argument("--memory-limit", default="auto", help="local cluster: per worker")
     group.add_argument(
@@ -198,16 +201,6 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         help="no progress lines (studies done, rate, ETA, failures) on stderr: logs and "
         "the summary only",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _cluster(args: argparse.Namespace) -> ClusterOptions:
@@ -291,7 +284,7 @@ def _layout_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--spacing",
-        type=_positive_float,
+        type=positive_int_float,
         nargs=3,
         metavar=("I", "J", "K"),
         help="radgenome: voxel spacing in mm along the array axes (default 1 1 3)",
@@ -370,7 +363,7 @@ def _store(url: str, args: argparse.Namespace) -> StoreRef:
     return StoreRef(url, parse_storage_options(getattr(args, "storage_option", None) or []))
 
 
-def _positive_float(text: str) -> float:
+def positive_int_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

@@ -14,6 +14,7 @@ from typing import Any
 
 from flows.aggregate import HEADLINE, class_means, models_table, partition_rows, summary_table
 from flows.atlas import AtlasSummary, predict_atlas, split_studies
+from flows.cli_args import positive_int
 from flows.cluster import ClusterOptions, dask_client
 from flows.compare import UNITS, compare_models, pairs_table, tests_table
 from flows.evaluate import EvaluateSummary, Predictions, evaluate, summary_title
@@ -92,7 +93,7 @@ def register(
         help="class: pair class-wise mean scores (Appendix C, default); study: one test per "
         "class, pairing the studies",
     )
-    compare_cmd.add_argument("--bootstrap", type=_count, default=10_000, help="resamples")
+    compare_cmd.add_argument("--bootstrap", type=positive_int, default=10_000, help="resamples")
     compare_cmd.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     compare_cmd.add_argument("--alpha", type=_probability, default=0.05, help="default 0.05")
     compare_cmd.add_argument("--out", help="folder for comparison.md and comparison.csv")
@@ -128,16 +129,6 @@ def _metric_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.match_iou,
         help="component match: overlap with IoU >= this (default 0: any overlap)",
     )
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _probability(text: str) -> float:

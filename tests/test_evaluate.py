@@ -1,10 +1,8 @@
 """The evaluation graph (flows/evaluate.py), its results store and PNG predictions."""
 
 import csv
-import logging
 import re
 import shutil
-import socket
 
 import dask
 import numpy as np
@@ -12,7 +10,6 @@ import pytest
 import s3fs
 import zarr
 from digests import tree_digest
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from catalog import open_catalog
@@ -236,41 +233,38 @@ def test_evaluate_command_errors(gt, scored, tmp_path, capsys):
 
 
 @pytest.fixture
-def s3():
-    """A real S3-compatible server (moto) on loopback; storage options for its bucket."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}"}
-    s3fs.S3FileSystem(**options).mkdir("bucket")
-    yield options
-    server.stop()
+def s3(s3_server):
+    """Storage options that reach the session's S3 server, with this test's bucket made."""
+    s3fs.S3FileSystem(**s3_server).mkdir("evaluation-bucket")
+    return s3_server
 
 
 def test_evaluation_on_object_storage(demo_dir, atlas, s3, tmp_path):
     fs = s3fs.S3FileSystem(**s3)
-    fs.put(str(demo_dir / "dataset.zarr"), "bucket/dataset.zarr", recursive=True)
-    gt = StoreRef("s3://bucket/dataset.zarr", s3)
+    fs.put(str(demo_dir / "dataset.zarr"), "evaluation-bucket/dataset.zarr", recursive=True)
+    gt = StoreRef("s3://evaluation-bucket/dataset.zarr", s3)
     truth = open_catalog(gt)
     labels = [str(v) for v in truth.label.values]
     predicted = open_catalog(atlas.url).mask.sel(study="phantom-0002").values.copy()
     predicted[:, 8:] = False  # a few files keep the object store round trips few
-    remote_pngs, local_pngs = PngFolder("s3://bucket/pngs", s3), PngFolder(str(tmp_path / "p"))
+    remote_pngs, local_pngs = (
+        PngFolder("s3://evaluation-bucket/pngs", s3),
+        PngFolder(str(tmp_path / "p")),
+    )
     for pngs in (remote_pngs, local_pngs):
         pngs.write("phantom-0002", predicted, ["PA", "LL"], labels)
     flags = [f"--storage-option={key}={value}" for key, value in s3.items()]
     flags += ["--tolerance-mm", "1.5", "--scheduler", "threads"]
-    code = main(["evaluate", remote_pngs.url, "s3://bucket/evaluation", "--gt", gt.url, *flags])
+    code = main(
+        ["evaluate", remote_pngs.url, "s3://evaluation-bucket/evaluation", "--gt", gt.url, *flags]
+    )
     assert code == 0
-    dest = StoreRef("s3://bucket/evaluation", s3)
+    dest = StoreRef("s3://evaluation-bucket/evaluation", s3)
     evaluate(gt, local_pngs, StoreRef(str(tmp_path / "e")), MetricOptions(tolerance_mm=1.5))
     remote = open_results(dest).load()
     local = open_results(StoreRef(str(tmp_path / "e"))).load()
     for name in METRICS:
         assert np.array_equal(remote[name].values, local[name].values, equal_nan=True)
     assert np.isfinite(remote.dice.values[0, :, :8]).all() and remote.pred_empty[0, :, 8:].all()
-    assert fs.cat("bucket/evaluation/summary.md").startswith(b"### ")
-    assert len(fs.cat("bucket/evaluation/metrics.csv").splitlines()) == 1 + 2 * 210
+    assert fs.cat("evaluation-bucket/evaluation/summary.md").startswith(b"### ")
+    assert len(fs.cat("evaluation-bucket/evaluation/metrics.csv").splitlines()) == 1 + 2 * 210
