@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from distributed import LocalCluster
 from moto.server import ThreadedMotoServer
 
 from flows.cli import main
@@ -35,3 +36,16 @@ def s3_server():
     server.start()
     yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}"}
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def scheduler() -> str:
+    """The address of a real local Dask cluster (two worker processes on loopback)."""
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -16,24 +16,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from digests import tree_digest
-from distributed import LocalCluster
 from niftis import AFFINE, BOXES, ct_array, generic_study, mask_array, save, ts_study
 
 from flows.cli import main
 from storage.location import StoreRef
 from storage.sources import list_studies, open_sources
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> str:
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def _pixdim(path: Path, value: float) -> None:

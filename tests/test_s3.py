@@ -15,7 +15,6 @@ import dask.array as da
 import pytest
 import s3fs
 from digests import tree_digest
-from distributed import LocalCluster
 from moto.server import ThreadedMotoServer
 from niftis import generic_study, ts_study
 
@@ -54,18 +53,6 @@ def s3():
     fs = s3fs.S3FileSystem(**options)
     yield fs, options
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 @pytest.fixture(scope="module")
