@@ -22,7 +22,7 @@ import xarray as xr
 
 from catalog.reader import open_catalog
 from catalog.taxonomy import load_taxonomy
-from flows.agreement import N_GRADES, Estimate, agreement, confusion
+from flows.agreement import AGREEMENT, N_GRADES, Estimate, agreement, confusion
 from flows.measurements import (
     CONDITION_OF,
     CONDITIONS,
@@ -473,14 +473,7 @@ def agreement_by_condition(
 
 def agreement_tables(results: Sequence[Agreement], level: float = 0.95) -> list[Table]:
     """The agreement table (one row per condition) and each condition's confusion table."""
-    metrics = (
-        "accuracy",
-        "off_by_one",
-        "macro_f1",
-        "weighted_f1",
-        "kappa_linear",
-        "kappa_quadratic",
-    )
+    metrics = tuple(AGREEMENT)
     columns = ["condition", "reference", "paired", "excluded", "missing"]
     for m in metrics:
         columns += [m, f"{m}_low", f"{m}_high"]
