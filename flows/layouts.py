@@ -34,7 +34,7 @@ from catalog.totalsegmentator import NameMap, default_name_map, v2_class_map
 from flows import nifti
 from flows.inputs import LoadedStudy, StudyInput
 from flows.nifti import Canonical, Grid, InputError
-from flows.phantom import BoxMask, box_mask
+from flows.phantom import BoxMask
 from storage.files import Entry, Folder, walk
 from storage.location import check_study_id
 
@@ -285,7 +285,7 @@ class _Reader:
         if preset is not None:
             attrs["preset"] = {"spacing": list(preset[0]), "orientation": preset[1]}
         return LoadedStudy(
-            ct=np.ascontiguousarray(hu),
+            ct=hu,
             spacing=nifti.spacing_of(ras_affine),
             affine=ras_affine,
             masks=source.masks(self, file_grid, canonical),
@@ -306,10 +306,10 @@ class _BinaryFiles(_MaskSource):
     ) -> Iterator[tuple[str, BoxMask]]:
         for name, file in self._files(reader):
             data, relative = reader.read((self.folder, file))
-            volume = nifti.decode(data, relative)
+            mask_grid, box = nifti.decode_mask(data, relative)
             del data
-            nifti.check_same_grid(grid, volume.grid)
-            yield name, box_mask(canonical.array(nifti.binary(volume)))
+            nifti.check_same_grid(grid, mask_grid)
+            yield name, canonical.box(box)
 
     def _files(self, reader: _Reader) -> list[tuple[str, str]]:
         """(class, file name) for every mask file, checked before any is read."""

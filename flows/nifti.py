@@ -14,15 +14,22 @@ import io
 import itertools
 import math
 import zlib
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation
+from zlib_ng import gzip_ng, zlib_ng
+
+from flows.phantom import BoxMask, box_mask
 
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner
 AIR_HU = -900.0  # a chest CT's darkest voxels are air (about -1000 HU) ...
 TISSUE_HU = 100.0  # ... and its brightest are at least soft tissue (bone in practice)
+_MAX_REPORTED = 64  # distinct non-zero values collected for a "not a binary mask" message
 _SLAB = 32  # slices converted to Hounsfield units at a time (bounds float64 temporaries)
 _GZIP_MAGIC = b"\x1f\x8b"
 _RAS = np.array([[0, 1], [1, 1], [2, 1]], float)
@@ -80,6 +87,16 @@ class Canonical:
         """``data`` (on this grid) in canonical order: a view, no copy."""
         return data if self.identity else apply_orientation(data, self.ornt)
 
+    def box(self, mask: BoxMask) -> BoxMask:
+        """A box of this grid (origin and data) where it lies in the canonical array."""
+        if self.identity or not mask.data.size:
+            return mask
+        origin = [0, 0, 0]
+        for axis, (to, flip) in enumerate(self.ornt):
+            start, size = mask.origin[axis], mask.data.shape[axis]
+            origin[int(to)] = self.shape[axis] - (start + size) if flip < 0 else start
+        return BoxMask(tuple(origin), apply_orientation(mask.data, self.ornt))  # type: ignore[arg-type]
+
     def affine(self, affine: np.ndarray) -> np.ndarray:
         """The affine of the canonical array."""
         return affine if self.identity else affine @ inv_ornt_aff(self.ornt, self.shape)
@@ -87,40 +104,92 @@ class Canonical:
 
 def decode(data: bytes, name: str) -> Volume:
     """A 3D volume from the bytes of a ``.nii`` or ``.nii.gz`` file (NIfTI-1 or NIfTI-2)."""
-    raw = _gunzip(data, name) if data[:2] == _GZIP_MAGIC else data
-    header_class, image_class = _format(raw, name)
-    try:
-        # check=False: nibabel would otherwise "fix" zero spacing to 1 mm before we see it
-        header = header_class.from_fileobj(io.BytesIO(raw), check=False)
-    except Exception as error:
-        raise InputError(f"{name} has an unreadable NIfTI header ({error})") from None
-    stored_shape = tuple(int(n) for n in header.get_data_shape())
-    shape = _three_d(stored_shape, name)
-    _check_voxel_type(header.get_data_dtype(), name)
-    _check_pixdim(header, name)
-    expected = (
-        int(header.get_data_offset()) + math.prod(stored_shape) * header.get_data_dtype().itemsize
-    )
-    if len(raw) < expected:
-        raise InputError(
-            f"{name} is truncated: its header promises {expected:,} bytes, the file has "
-            f"{len(raw):,}"
-        )
-    try:
-        image = image_class.from_bytes(raw)
-        values = np.asarray(image.dataobj.get_unscaled()).reshape(shape)
-    except Exception as error:
-        raise InputError(f"{name} could not be read as NIfTI ({error})") from None
-    slope, intercept = header.get_slope_inter()
-    affine = np.asarray(image.affine, float)
-    _check_affine(affine, name)
+    with _opened(data, name) as stream:
+        return _dense(stream, _read_header(stream, name))
+
+
+def decode_mask(data: bytes, name: str) -> tuple[Grid, BoxMask]:
+    """A binary mask file as its grid and its tight box (file voxel order), decoded slice by slice.
+
+    Only slices holding a set voxel are kept, each cropped to what it holds, so the cost is one
+    decode pass plus work in proportion to the structure. Checks are those of ``binary``.
+    """
+    with _opened(data, name) as stream:
+        header = _read_header(stream, name)
+        if header.inter != 0.0 or not math.isfinite(header.slope):
+            # zero bytes are not background here: take the dense path
+            return header.grid, box_mask(binary(_dense(stream, header)))
+        nx, ny, nz = header.shape
+        plane = bytearray(nx * ny * header.dtype.itemsize)
+        values = np.frombuffer(plane, header.dtype).reshape(ny, nx)  # file order: j rows, i columns
+        zero, scan = bytes(len(plane)), _SliceScan(name, header.dtype)
+        for k in range(nz):
+            _read_exactly(stream, plane, header, done=k * len(plane))
+            if plane != zero:  # memcmp: most planes of most structures are empty
+                scan.add(k, values)
+        _read_to_end(stream)
+    return header.grid, scan.box()
+
+
+def _dense(stream: BinaryIO, header: _Header) -> Volume:
+    """The whole volume, read straight into one array in the file's (Fortran) order."""
+    values = np.empty(header.count, header.dtype)
+    _read_exactly(stream, values, header)
+    _read_to_end(stream)
+    shape = header.shape
     return Volume(
-        name,
-        values,
-        affine,
-        1.0 if slope is None else float(slope),
-        0.0 if intercept is None else float(intercept),
+        header.name, values.reshape(shape, order="F"), header.affine, header.slope, header.inter
     )
+
+
+class _SliceScan:
+    """The set voxels of a mask, one axial plane at a time: tight crops and the checks of binary."""
+
+    def __init__(self, name: str, dtype: np.dtype) -> None:
+        self.name, self.dtype = name, dtype
+        self.crops: list[tuple[int, int, int, np.ndarray]] = []  # (k, j0, i0, crop)
+        self.foreground: set[float] = set()
+        self.nans = self.infs = 0
+        self.many = False  # more distinct values than are collected for the message
+
+    def add(self, k: int, values: np.ndarray) -> None:
+        """One plane (rows j, columns i) that holds a non-zero byte."""
+        if self.dtype.kind == "f":
+            self.nans += int(np.isnan(values).sum())
+            self.infs += int(np.isinf(values).sum())
+        unsigned = self.dtype.kind in "bu"
+        if unsigned and values.max() == 1:
+            self.foreground.add(1.0)  # a 0/1 plane, the common case: one reduction suffices
+        elif len(self.foreground) < _MAX_REPORTED:
+            self.foreground.update(float(v) for v in np.unique(values[values != 0]))
+        else:
+            self.many = True
+        rows_any = values.max(axis=1) if unsigned else (values != 0).any(axis=1)
+        cols_any = values.max(axis=0) if unsigned else (values != 0).any(axis=0)
+        rows, cols = np.flatnonzero(rows_any), np.flatnonzero(cols_any)
+        if rows.size:  # a float plane of -0.0 has non-zero bytes and no set voxel
+            j0, j1, i0, i1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            self.crops.append((k, j0, i0, values[j0:j1, i0:i1] != 0))
+
+    def box(self) -> BoxMask:
+        """The mask's tight box in (i, j, k) order, after the file-wide checks."""
+        if self.nans or self.infs:
+            raise InputError(
+                f"{self.name} contains {self.nans:,} NaN and {self.infs:,} infinite voxels"
+            )
+        if len(self.foreground) > 1:
+            _not_binary(self.name, sorted(self.foreground), self.many)
+        if not self.crops:
+            return BoxMask((0, 0, 0), np.zeros((0, 0, 0), bool))
+        k0, k1 = self.crops[0][0], self.crops[-1][0] + 1
+        j0 = min(j for _, j, _, _ in self.crops)
+        i0 = min(i for _, _, i, _ in self.crops)
+        j1 = max(j + c.shape[0] for _, j, _, c in self.crops)
+        i1 = max(i + c.shape[1] for _, _, i, c in self.crops)
+        out = np.zeros((k1 - k0, j1 - j0, i1 - i0), bool)  # (k, j, i): the file's memory order
+        for k, j, i, crop in self.crops:
+            out[k - k0, j - j0 : j - j0 + crop.shape[0], i - i0 : i - i0 + crop.shape[1]] = crop
+        return BoxMask((i0, j0, k0), out.transpose(2, 1, 0))
 
 
 def hounsfield(volume: Volume) -> np.ndarray:
@@ -158,13 +227,16 @@ def binary(volume: Volume) -> np.ndarray:
     values = _scaled(volume)
     foreground = values[values != 0]
     if foreground.size and foreground.min() != foreground.max():
-        found = np.unique(foreground)
-        shown = ", ".join(f"{v:g}" for v in found[:5]) + (", ..." if found.size > 5 else "")
-        raise InputError(
-            f"{volume.name} is not a binary mask: it holds {found.size} different non-zero "
-            f"values ({shown}); a label map needs a multi-label layout"
-        )
+        _not_binary(volume.name, np.unique(foreground).tolist(), more=False)
     return values != 0
+
+
+def _not_binary(name: str, found: list[float], more: bool) -> None:
+    shown = ", ".join(f"{v:g}" for v in found[:5]) + (", ..." if len(found) > 5 or more else "")
+    raise InputError(
+        f"{name} is not a binary mask: it holds {'more than ' if more else ''}{len(found)} "
+        f"different non-zero values ({shown}); a label map needs a multi-label layout"
+    )
 
 
 def label_map(volume: Volume) -> np.ndarray:
@@ -235,26 +307,112 @@ def obliquity_deg(affine: np.ndarray) -> float:
     return float(np.degrees(np.abs(nib.affines.obliquity(affine)).max()))
 
 
-def _gunzip(data: bytes, name: str) -> bytes:
+@dataclass(frozen=True, eq=False)
+class _Header:
+    """What a NIfTI header says about the voxel data that follows it."""
+
+    name: str
+    shape: tuple[int, int, int]
+    count: int  # voxels stored (a 4D file of one volume has trailing singleton axes)
+    dtype: np.dtype
+    offset: int  # where the voxel data starts in the decoded file
+    affine: np.ndarray
+    slope: float
+    inter: float
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.name, self.shape, self.affine)
+
+
+@contextmanager
+def _opened(data: bytes, name: str) -> Iterator[BinaryIO]:
+    """The file's decoded bytes as a stream (zlib-ng for gzip); gzip errors name the file."""
     try:
-        return gzip.decompress(data)
+        gzipped = data[:2] == _GZIP_MAGIC
+        with closing(_gzip_reader(data) if gzipped else io.BytesIO(data)) as stream:
+            yield stream
     except EOFError:
         raise InputError(
             f"{name} is truncated: its gzip stream ends early (an interrupted download or copy?)"
         ) from None
-    except (gzip.BadGzipFile, zlib.error) as error:
+    except (gzip.BadGzipFile, zlib.error, zlib_ng.error) as error:
         raise InputError(f"{name} is corrupt: not a valid gzip stream ({error})") from None
 
 
-def _format(raw: bytes, name: str) -> tuple[type, type]:
-    """NIfTI-1 or NIfTI-2 header and image classes, from the header size and magic."""
+def _gzip_reader(data: bytes) -> BinaryIO:
+    """zlib-ng's C gzip reader: ``readinto`` decodes straight into the caller's buffer."""
+    reader = getattr(zlib_ng, "_GzipReader", None)  # not public API: fall back when absent
+    return reader(data) if reader else gzip_ng.GzipFile(fileobj=io.BytesIO(data))
+
+
+def _read_header(stream: BinaryIO, name: str) -> _Header:
+    """Read and check the header, leaving ``stream`` at the first voxel."""
+    head = stream.read(348)
+    header_class = _format(head, name)
+    if header_class is nib.Nifti2Header:
+        head += stream.read(540 - len(head))
+    try:
+        # check=False: nibabel would otherwise "fix" zero spacing to 1 mm before we see it
+        header = header_class.from_fileobj(io.BytesIO(head), check=False)
+    except Exception as error:
+        raise InputError(f"{name} has an unreadable NIfTI header ({error})") from None
+    stored_shape = tuple(int(n) for n in header.get_data_shape())
+    shape = _three_d(stored_shape, name)
+    dtype = header.get_data_dtype()
+    _check_voxel_type(dtype, name)
+    _check_pixdim(header, name)
+    offset = max(int(header.get_data_offset()), len(head))
+    parsed = _Header(name, shape, math.prod(stored_shape), dtype, offset, np.eye(4), 1.0, 0.0)
+    _read_exactly(stream, bytearray(offset - len(head)), parsed, done=len(head) - offset)
+    try:
+        affine = np.asarray(header.get_best_affine(), float)
+        slope, inter = header.get_slope_inter()
+    except Exception as error:
+        raise InputError(f"{name} could not be read as NIfTI ({error})") from None
+    _check_affine(affine, name)
+    return _Header(
+        name,
+        shape,
+        parsed.count,
+        dtype,
+        offset,
+        affine,
+        1.0 if slope is None else float(slope),
+        0.0 if inter is None else float(inter),
+    )
+
+
+def _read_exactly(stream: BinaryIO, buffer: Any, header: _Header, done: int = 0) -> None:
+    """Fill ``buffer`` from the voxel data, ``done`` bytes in; a short file is named."""
+    view = memoryview(buffer).cast("B")
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])
+        if not n:
+            expected = header.offset + header.count * header.dtype.itemsize
+            raise InputError(
+                f"{header.name} is truncated: its header promises {expected:,} bytes, the file "
+                f"has {header.offset + done + got:,}"
+            )
+        got += n
+
+
+def _read_to_end(stream: BinaryIO) -> None:
+    """Decode what follows the voxels too: gzip checks the stream's CRC only at its end."""
+    while stream.read(1 << 20):
+        pass
+
+
+def _format(raw: bytes, name: str) -> type:
+    """NIfTI-1 or NIfTI-2 header class, from the header size and magic."""
     if len(raw) >= 348:
         for order in ("<", ">"):
             size = int(np.frombuffer(raw[:4], dtype=f"{order}i4")[0])
             if size == 348 and raw[344:348] == b"n+1\x00":
-                return nib.Nifti1Header, nib.Nifti1Image
+                return nib.Nifti1Header
             if size == 540 and raw[4:8] == b"n+2\x00":
-                return nib.Nifti2Header, nib.Nifti2Image
+                return nib.Nifti2Header
             if size == 348 and raw[344:348] == b"ni1\x00":
                 raise InputError(f"{name} is a NIfTI header without its .img data file")
     raise InputError(f"{name} is not a NIfTI file")

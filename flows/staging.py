@@ -33,21 +33,23 @@ class StagedMask:
     origin: tuple[int, int, int]
     shape: tuple[int, int, int]
     payload: bytes
+    order: str = "C"  # the memory order packed (and given back): a box read from a file is "F"
 
     @classmethod
     def pack(cls, mask: BoxMask) -> StagedMask:
-        """Compress a box mask."""
-        data = np.ascontiguousarray(mask.data, dtype=bool)
-        payload = bytes(_CODEC.encode(np.packbits(data.ravel())))
-        return cls(tuple(int(o) for o in mask.origin), data.shape, payload)  # type: ignore[arg-type]
+        """Compress a box mask, in its own memory order (no transposing copy)."""
+        data = np.asarray(mask.data, dtype=bool)
+        order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
+        payload = bytes(_CODEC.encode(np.packbits(data.ravel(order=order))))
+        return cls(tuple(int(o) for o in mask.origin), data.shape, payload, order)  # type: ignore[arg-type]
 
     def unpack(self) -> BoxMask:
-        """The box mask back, dense."""
+        """The box mask back, dense, in the memory order it was given."""
         count = int(np.prod(self.shape))
         if count == 0:
             return BoxMask((0, 0, 0), _EMPTY)
         bits = np.frombuffer(_CODEC.decode(self.payload), np.uint8)
-        data = np.unpackbits(bits, count=count).view(bool).reshape(self.shape)
+        data = np.unpackbits(bits, count=count).view(bool).reshape(self.shape, order=self.order)
         return BoxMask(self.origin, data)
 
     @property

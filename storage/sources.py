@@ -3,12 +3,17 @@
 Layout (zarr v3)::
 
     <root>/zarr.json                      attrs: format, labels (the label axis)
-    <root>/studies/<id>/ct                int16 (i, j, k) HU, RAS-canonical, chunks of 32 slices
-    <root>/studies/<id>/masks             bool (label, i, j, k), 64^3 chunks, one shard per label;
-                                          empty chunks are never written, so storage is sparse
+    <root>/studies/<id>/ct                int16 (k, j, i) HU, RAS-canonical, chunks of 32 slices
+    <root>/studies/<id>/masks             bool (label, k, j, i), one shard per label; empty
+                                          chunks are never written, so storage is sparse
     <root>/studies/<id>/mask_box          int32 (label, 6): i0, j0, k0, i1, j1, k1 (tight box)
     <root>/studies/<id>/mask_voxels       int64 (label,)
     <root>/studies/<id>/available         bool (label,): the input provided the class (maybe empty)
+
+Arrays are stored in NIfTI's own memory order, slices outermost: (k, j, i) in C order is the
+(i, j, k) volume in Fortran order, so neither ingest nor build ever transposes a volume (a
+transposing copy of a 512 x 512 x 300 CT costs about a second). The readers hand out (i, j, k)
+views. Codecs and chunk shapes were chosen by measurement (benchmarks/RESULTS.md).
 
 A study's attrs carry spacing, affine, split, provenance and a content hash; ``complete`` is
 set last, and readers ignore studies without it, so a crashed ingest is never half-visible.
@@ -24,14 +29,17 @@ from typing import Any
 import numpy as np
 import zarr
 import zarr.errors
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from storage.location import StoreRef, check_study_id
 
-SOURCES_FORMAT = 1
-CT_SLAB = 32
-MASK_CHUNK = 64
-_COMPRESSORS = (ZstdCodec(level=3),)
+SOURCES_FORMAT = 2
+CT_SLAB = 32  # slices per CT chunk
+MASK_CHUNK = (16, 128, 128)  # (k, j, i) voxels per mask chunk
+_COMPRESSORS = (ZstdCodec(level=3),)  # small per-label tables
+# CT: bit-shuffled LZ4 is both smaller and 5-7x faster to write than zstd-3 on int16 HU
+_CT_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=2),)
+_MASK_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle", typesize=1),)
 
 MaskBox = tuple[int, tuple[int, int, int], np.ndarray]  # (label index, origin, bool box)
 
@@ -95,10 +103,11 @@ def write_study(
         digest.update(f"{label}:{tuple(origin)}:{box.shape}".encode())
         if box.size and box.any():
             stop = tuple(int(o) + s for o, s in zip(origin, box.shape, strict=True))
-            masks_array[(label, *map(slice, origin, stop))] = box
+            stored = box.transpose(2, 1, 0)  # (k, j, i): contiguous for a box in file order
+            masks_array[(label, *map(slice, origin[::-1], stop[::-1]))] = stored
             boxes[label] = (*origin, *stop)
             voxels[label] = int(np.count_nonzero(box))
-            digest.update(np.ascontiguousarray(box).tobytes())
+            digest.update(_bytes_of(stored))
     for name, values in (("mask_box", boxes), ("mask_voxels", voxels), ("available", available)):
         group.create_array(name, data=values, compressors=_COMPRESSORS)
     content_sha256 = digest.hexdigest()
@@ -117,28 +126,38 @@ def write_study(
 
 
 def _write_ct(group: zarr.Group, ct: np.ndarray, digest: Any) -> None:
-    ct = np.ascontiguousarray(ct, dtype=np.int16)
-    chunks = (ct.shape[0], ct.shape[1], min(CT_SLAB, ct.shape[2]))
+    stored = ct.astype(np.int16, copy=False).transpose(2, 1, 0)  # (k, j, i)
     array = group.create_array(
-        "ct", shape=ct.shape, dtype=np.int16, chunks=chunks, compressors=_COMPRESSORS
+        "ct",
+        shape=stored.shape,
+        dtype=np.int16,
+        chunks=(min(CT_SLAB, stored.shape[0]), *stored.shape[1:]),
+        compressors=_CT_COMPRESSORS,
+        dimension_names=("k", "j", "i"),
     )
-    array[...] = ct
+    array[...] = stored
     digest.update(f"ct:{ct.shape}".encode())
-    digest.update(ct.tobytes())
+    digest.update(_bytes_of(stored))
+
+
+def _bytes_of(array: np.ndarray) -> memoryview | bytes:
+    """The array's C-order bytes, without a copy when it is C-contiguous (for hashing)."""
+    return memoryview(array).cast("B") if array.flags.c_contiguous else array.tobytes()
 
 
 def _create_masks(group: zarr.Group, n_labels: int, shape: Sequence[int]) -> zarr.Array:
-    chunk = tuple(min(MASK_CHUNK, n) for n in shape)
-    shard = tuple(-(-n // c) * c for n, c in zip(shape, chunk, strict=True))
+    stored = tuple(shape[::-1])  # (k, j, i)
+    chunk = tuple(min(c, n) for c, n in zip(MASK_CHUNK, stored, strict=True))
+    shard = tuple(-(-n // c) * c for n, c in zip(stored, chunk, strict=True))
     return group.create_array(
         "masks",
-        shape=(n_labels, *shape),
+        shape=(n_labels, *stored),
         dtype=bool,
         chunks=(1, *chunk),
         shards=(1, *shard),
         fill_value=False,
-        compressors=_COMPRESSORS,
-        dimension_names=("label", "i", "j", "k"),
+        compressors=_MASK_COMPRESSORS,
+        dimension_names=("label", "k", "j", "i"),
     )
 
 
@@ -171,8 +190,8 @@ def list_studies(root: zarr.Group) -> list[SourceStudy]:
 
 
 def read_ct(root: zarr.Group, study_id: str) -> np.ndarray:
-    """The study's CT in HU."""
-    return root["studies"][study_id]["ct"][...]
+    """The study's CT in HU, (i, j, k) (a Fortran-ordered view of the stored array)."""
+    return root["studies"][study_id]["ct"][...].transpose(2, 1, 0)
 
 
 def read_available(root: zarr.Group, study_id: str) -> np.ndarray:
@@ -181,10 +200,11 @@ def read_available(root: zarr.Group, study_id: str) -> np.ndarray:
 
 
 def read_masks(root: zarr.Group, study_id: str) -> Iterator[MaskBox]:
-    """Each non-empty class mask as its tight box, reading only the chunks the box touches."""
+    """Each non-empty class mask as its tight box (i, j, k), reading only the chunks it touches."""
     group = root["studies"][study_id]
     masks = group["masks"]
     boxes, voxels = group["mask_box"][...], group["mask_voxels"][...]
     for label in np.flatnonzero(voxels):
-        start, stop = boxes[label, :3], boxes[label, 3:]
-        yield int(label), tuple(int(s) for s in start), masks[(label, *map(slice, start, stop))]
+        start, stop = boxes[label, 2::-1], boxes[label, :2:-1]  # (k, j, i)
+        box = masks[(label, *map(slice, start, stop))].transpose(2, 1, 0)
+        yield int(label), tuple(int(s) for s in boxes[label, :3]), box

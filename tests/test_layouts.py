@@ -37,7 +37,7 @@ def _canonical(array: np.ndarray) -> np.ndarray:
 
 def _masks(store: Path, study_id: str) -> dict[str, np.ndarray]:
     root = open_sources(StoreRef(str(store)))
-    shape = tuple(root["studies"][study_id]["ct"].shape)
+    shape = tuple(root["studies"][study_id].attrs["shape"])
     out = {}
     for label, origin, box in read_masks(root, study_id):
         dense = np.zeros(shape, bool)
