@@ -47,7 +47,7 @@ DECODE_STEP = 1 << 18  # 256 KiB of output per call, as a streaming reader takes
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 FLOOR_GZIP = "floor: gzip decode (stdlib gzip.decompress)"
-FLOOR_FAST = "floor: gzip decode (zlib-ng, 256 KiB steps)"
+FLOOR_FAST = "floor: gzip decode (zlib-ng reader, 256 KiB buffer)"
 FLOOR_SUM = "floor: np.sum over the CT in memory"
 BASELINE = "baseline (nibabel, np.any per view and structure, ndimage.zoom)"
 FLOORS = {"gzip": FLOOR_GZIP, "fast": FLOOR_FAST, "sum": FLOOR_SUM}
@@ -317,19 +317,18 @@ def _decode_stdlib(data: bytes) -> int:
 
 
 def _decode_fast(data: bytes) -> int:
-    """Decode as a streaming reader does, output in 256 KiB steps, discarded; every member."""
+    """Decode as rga's ingest does: zlib-ng's C gzip reader into one reused 256 KiB buffer.
+
+    Of the decoders measured here (stdlib, isal, libdeflate, zlib-ng whole or streamed) this was
+    the fastest: a reused buffer stays in cache and costs no page faults.
+    """
     from zlib_ng import zlib_ng
 
+    reader = zlib_ng._GzipReader(data)  # every member; checks each CRC
+    buffer = bytearray(DECODE_STEP)
     total = 0
-    while data:
-        stream = zlib_ng.decompressobj(31)  # 31: gzip header and trailer
-        total += len(stream.decompress(data, DECODE_STEP))
-        while not stream.eof:
-            out = stream.decompress(stream.unconsumed_tail, DECODE_STEP)
-            if not out and not stream.unconsumed_tail:
-                raise ValueError("truncated gzip stream")
-            total += len(out)
-        data = stream.unused_data  # the next member, if any
+    while n := reader.readinto(buffer):
+        total += n
     return total
 
 

@@ -127,7 +127,7 @@ def _labels(workers: list[int]) -> list[str]:
 def test_fast_decode_reads_every_gzip_member():
     first, second = os.urandom(300_000), bytes(1_000_000)
     assert _decode_fast(gzip.compress(first) + gzip.compress(second)) == 1_300_000
-    with pytest.raises(ValueError, match="truncated"):
+    with pytest.raises(EOFError):
         _decode_fast(gzip.compress(first)[:-1000])
 
 

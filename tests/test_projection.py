@@ -5,7 +5,6 @@ import pytest
 
 from flows.projection import (
     VIEWS,
-    attenuation,
     project_study,
     ray_any,
     ray_sums,
@@ -31,10 +30,12 @@ def _centroid(mask2d):
     return rows.mean(), cols.mean()
 
 
-def test_attenuation_is_relative_to_water_and_clipped():
-    hu = np.array([-2048, -1000, 0, 1000, 3071, 5000], np.int16)
-    assert attenuation(hu).tolist() == pytest.approx([0, 0, 1, 2, 4.071, 4.071])
-    assert attenuation(hu).dtype == np.float32
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_attenuation_is_relative_to_water_and_clipped(dtype):
+    hu = np.array([-2048, -1000, 0, 1000, 3071, 5000], dtype).reshape(1, 6, 1)  # one PA ray each
+    sums = ray_sums(np.repeat(hu, 2, axis=0), (1.0, 1.0, 1.0))
+    assert sums["LL"][:, 0].tolist() == pytest.approx([0, 0, 2, 4, 8.142, 8.142])
+    assert sums["PA"].dtype == np.float32
 
 
 def test_ray_sums_are_mm_weighted_line_integrals():
