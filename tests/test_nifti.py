@@ -10,6 +10,7 @@ from niftis import AFFINE, ct_array, save
 
 from flows import nifti
 from flows.nifti import InputError
+from flows.phantom import box_mask
 
 
 def _bytes(tmp_path, array, affine=AFFINE, name="v.nii.gz", **header) -> bytes:
@@ -213,3 +214,77 @@ def test_obliquity():
     rotation = np.eye(4)
     rotation[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
     assert nifti.obliquity_deg(rotation @ AFFINE) == pytest.approx(10.0, abs=1e-6)
+
+
+def _blob(shape=(13, 11, 9), seed=0) -> np.ndarray:
+    """An irregular blob away from the edges, with an empty slice inside its k range."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, bool)
+    mask[3:9, 2:8, 2:7] = rng.random((6, 6, 5)) < 0.4
+    mask[5, 4, 2] = mask[7, 6, 6] = True
+    mask[:, :, 4] = False
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "header"),
+    [
+        (np.uint8, 1, {}),
+        (np.uint8, 255, {}),
+        (np.int16, -1, {}),
+        (np.float32, 1.0, {}),
+        (np.uint8, 1, {"scl_slope": 2.0, "scl_inter": 0.0}),
+        (np.uint8, 2, {"scl_slope": 1.0, "scl_inter": -1.0}),  # zero bytes are not background
+    ],
+)
+def test_mask_decoding_slice_by_slice_equals_the_dense_path(tmp_path, dtype, value, header):
+    blob = _blob()
+    stored = np.where(blob, value, 0).astype(dtype)
+    if header.get("scl_inter"):
+        stored = np.where(blob, value, 1).astype(dtype)  # 1 - 1 = 0 is background
+    data = _bytes(tmp_path, stored, **header)
+    grid, box = nifti.decode_mask(data, "m.nii.gz")
+    dense = nifti.binary(nifti.decode(data, "m.nii.gz"))
+    assert np.array_equal(dense, blob)
+    assert grid.shape == blob.shape and np.allclose(grid.affine, AFFINE)
+    assert box.origin == (3, 2, 2) and np.array_equal(box.to_dense(blob.shape), blob)
+
+
+def test_mask_decoding_of_empty_and_negative_zero_masks(tmp_path):
+    empty = np.zeros((5, 6, 7), np.uint8)
+    _, box = nifti.decode_mask(_bytes(tmp_path, empty), "m.nii.gz")
+    assert box.data.shape == (0, 0, 0)
+    negative_zero = np.zeros((5, 6, 7), np.float32)
+    negative_zero[:, :, 3] = -0.0  # non-zero bytes, no set voxel
+    negative_zero[1, 2, 5] = 1.0
+    _, box = nifti.decode_mask(_bytes(tmp_path, negative_zero), "m.nii.gz")
+    assert box.origin == (1, 2, 5) and box.data.shape == (1, 1, 1)
+
+
+def test_mask_decoding_checks_like_the_dense_path(tmp_path):
+    mask = _blob().astype(np.uint8)
+    mask[5, 4, 2], mask[7, 6, 6] = 2, 3
+    with pytest.raises(InputError, match=r"m\.nii\.gz is not a binary mask: it holds 3 different"):
+        nifti.decode_mask(_bytes(tmp_path, mask), "m.nii.gz")
+    floats = _blob().astype(np.float32)
+    floats[0, 0, 0], floats[1, 1, 8] = np.nan, np.inf
+    with pytest.raises(InputError, match=r"m\.nii\.gz contains 1 NaN and 1 infinite voxels"):
+        nifti.decode_mask(_bytes(tmp_path, floats), "m.nii.gz")
+    data = _bytes(tmp_path, _blob().astype(np.uint8))
+    with pytest.raises(InputError, match=r"m\.nii\.gz is truncated"):
+        nifti.decode_mask(data[: len(data) * 2 // 3], "m.nii.gz")
+    corrupt = bytearray(data)
+    corrupt[-8] ^= 0xFF  # the CRC: caught only by decoding to the end
+    with pytest.raises(InputError, match=r"m\.nii\.gz is corrupt"):
+        nifti.decode_mask(bytes(corrupt), "m.nii.gz")
+
+
+@pytest.mark.parametrize("codes", ["LAS", "LPS", "PSR", "ILA", "SAL"])
+def test_boxes_are_brought_to_ras_like_whole_arrays(codes):
+    ras = _blob(shape=(13, 11, 9))
+    transform = ornt_transform(axcodes2ornt("RAS"), axcodes2ornt(tuple(codes)))
+    stored = apply_orientation(ras, transform)
+    affine = np.eye(4) @ inv_ornt_aff(transform, ras.shape)
+    canonical = nifti.to_ras(affine, stored.shape)
+    box = canonical.box(box_mask(stored))
+    assert np.array_equal(box.to_dense(ras.shape), ras)
