@@ -33,6 +33,7 @@ from storage.sources import (
     SourceStudy,
     open_sources,
     read_available,
+    read_composed,
     read_ct,
     read_masks,
 )
@@ -132,8 +133,13 @@ def projected_dataset(
     """The lazy projections of ``studies`` as dataset variables, plus each study's error."""
     groups = [taxonomy.system_indices(system) for system in SYSTEMS]
     n_views, n_labels, c = len(VIEWS), len(taxonomy), params.canvas
+    unions = tuple(
+        (taxonomy.index(name), tuple(taxonomy.index(m) for m in taxonomy[name].union_of))
+        for name in taxonomy.union_order()
+        if taxonomy[name].union_of
+    )
     tasks = [
-        dask.delayed(_project_one, pure=True)(sources, s.study_id, n_labels, params)
+        dask.delayed(_project_one, pure=True)(sources, s.study_id, n_labels, unions, params)
         for s in studies
     ]
 
@@ -164,21 +170,34 @@ def projected_dataset(
 
 
 def _project_one(
-    sources: StoreRef, study_id: str, n_labels: int, params: BuildParameters
+    sources: StoreRef,
+    study_id: str,
+    n_labels: int,
+    unions: Sequence[tuple[int, Sequence[int]]],
+    params: BuildParameters,
 ) -> dict[str, Any]:
-    """Project one study; on failure return empty arrays and the error (never raise)."""
+    """Project one study; on failure return empty arrays and the error (never raise).
+
+    ``unions`` is every union class with its members, in ``union_order``. Those the sources
+    mark as exact unions are composed from their members' masks instead of being read.
+    """
     try:
         root = open_sources(sources)
         hu = read_ct(root, study_id)
         spacing = root["studies"][study_id].attrs["spacing"]
+        available, exact = read_available(root, study_id), read_composed(root, study_id)
+        composed = {
+            label: [m for m in members if available[m]] for label, members in unions if exact[label]
+        }
+        masks = read_masks(root, study_id, skip=exact)
         result = project_study(
-            hu, spacing, read_masks(root, study_id), n_labels, params.canvas, params.attenuation
+            hu, spacing, masks, n_labels, params.canvas, params.attenuation, composed
         )
         return {
             "image": result.image,
             "mask": result.mask,
             "pixel_spacing": result.pixel_spacing,
-            "available": read_available(root, study_id),
+            "available": available,
             "error": np.array(None, object),
         }
     except Exception as error:

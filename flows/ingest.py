@@ -128,8 +128,8 @@ def _ingest_one(sources: StoreRef, item: StudyInput) -> StudyOutcome:
             spacing=study.spacing,
             affine=study.affine,
             masks=(
-                (taxonomy.index(name), box.origin, box.data)
-                for name, box in emit(staged, derivation, taxonomy)
+                (taxonomy.index(name), box.origin, box.data, composed)
+                for name, box, composed in emit(staged, derivation, taxonomy)
             ),
             attrs=attrs,
         )

@@ -12,7 +12,7 @@ Display orientation (radiographic convention, fixed by golden tests):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,11 +181,15 @@ def project_study(
     n_labels: int,
     canvas: int = CANVAS,
     model: str = "linear",
+    composed: Mapping[int, Sequence[int]] | None = None,
 ) -> StudyProjection:
     """Project a CT and its class masks into PA and LL.
 
     ``masks`` yields (label index, box origin, boolean box) one class at a time; classes it
-    does not yield get empty masks. Each box is read once for both views.
+    does not yield get empty masks. Each box is read once for both views. ``composed`` maps a
+    class that is exactly the union of some classes to them (members first, as in
+    ``union_order``): its masks are the OR of theirs, which is exact, because a ray meets a
+    union if and only if it meets a member, and nearest-neighbour resampling is a gather.
     """
     if model not in ATTENUATION_MODELS:
         raise ValueError(f"unknown attenuation model {model!r}; expected {ATTENUATION_MODELS}")
@@ -198,6 +202,8 @@ def project_study(
     for label, origin, box in masks:
         for v, (grid, raw) in enumerate(zip(grids, ray_any(box).values(), strict=True)):
             mask[v, label] = resample_mask(_embed(raw, origin, grid), grid)
+    for label, members in (composed or {}).items():
+        mask[:, label] = mask[:, list(members)].any(axis=1)
     spacing_mm = np.array([grid.mm_per_pixel for grid in grids], np.float32)
     return StudyProjection(image=image, mask=mask, pixel_spacing=spacing_mm)
 

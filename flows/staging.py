@@ -101,18 +101,29 @@ def plan_derivation(available: Collection[str], taxonomy: Taxonomy) -> Derivatio
 
 def emit(
     staged: Mapping[str, StagedMask], derivation: Derivation, taxonomy: Taxonomy
-) -> Iterator[tuple[str, BoxMask]]:
-    """Every given and derived class once, in ``union_order``, each dense only while yielded."""
+) -> Iterator[tuple[str, BoxMask, bool]]:
+    """Every given and derived class once, in ``union_order``, each dense only while yielded.
+
+    The flag says whether the class is, voxel for voxel, the union of its available members:
+    true of every derived class, and checked for a given one. A projection can then take such a
+    class's footprints as the OR of its members' without reading its voxels.
+    """
     available = dict(staged)
     wanted = set(derivation.derived)
     for name in taxonomy.union_order():
+        members = [available[m] for m in taxonomy[name].union_of if m in available]
         if name in staged:
-            yield name, staged[name].unpack()
+            given = staged[name].unpack()
+            yield name, given, bool(members) and _equal(given, _union(members))
         elif name in wanted:
-            members = [available[m] for m in taxonomy[name].union_of if m in available]
             union = _union(members)
             available[name] = StagedMask.pack(union)  # it may be a member of a later union
-            yield name, union
+            yield name, union, True
+
+
+def _equal(a: BoxMask, b: BoxMask) -> bool:
+    """Same voxels (both boxes are tight, so equal masks have equal boxes)."""
+    return a.origin == b.origin and np.array_equal(a.data, b.data)
 
 
 def _union(members: list[StagedMask]) -> BoxMask:

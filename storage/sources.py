@@ -9,6 +9,8 @@ Layout (zarr v3)::
     <root>/studies/<id>/mask_box          int32 (label, 6): i0, j0, k0, i1, j1, k1 (tight box)
     <root>/studies/<id>/mask_voxels       int64 (label,)
     <root>/studies/<id>/available         bool (label,): the input provided the class (maybe empty)
+    <root>/studies/<id>/mask_composed     bool (label,): the class equals the union of its
+                                          available ``union_of`` members, voxel for voxel
 
 Arrays are stored in NIfTI's own memory order, slices outermost: (k, j, i) in C order is the
 (i, j, k) volume in Fortran order, so neither ingest nor build ever transposes a volume (a
@@ -42,6 +44,8 @@ _CT_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", types
 _MASK_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle", typesize=1),)
 
 MaskBox = tuple[int, tuple[int, int, int], np.ndarray]  # (label index, origin, bool box)
+# what ingest writes: a MaskBox and whether the class is exactly the union of its members
+SourceMask = tuple[int, tuple[int, int, int], np.ndarray, bool]
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def write_study(
     ct: np.ndarray,
     spacing: Sequence[float],
     affine: np.ndarray,
-    masks: Iterable[MaskBox],
+    masks: Iterable[SourceMask],
     attrs: Mapping[str, Any],
 ) -> str:
     """Write one study, replacing any previous version, and return its content hash.
@@ -95,11 +99,12 @@ def write_study(
     boxes = np.zeros((n_labels, 6), np.int32)
     voxels = np.zeros(n_labels, np.int64)
     available = np.zeros(n_labels, bool)
+    composed = np.zeros(n_labels, bool)
     masks_array = _create_masks(group, n_labels, ct.shape)
-    for label, origin, box in masks:
+    for label, origin, box, union in masks:
         if available[label]:
             raise ValueError(f"study {study_id}: label {label} was given twice")
-        available[label] = True
+        available[label], composed[label] = True, union
         digest.update(f"{label}:{tuple(origin)}:{box.shape}".encode())
         if box.size and box.any():
             stop = tuple(int(o) + s for o, s in zip(origin, box.shape, strict=True))
@@ -108,7 +113,13 @@ def write_study(
             boxes[label] = (*origin, *stop)
             voxels[label] = int(np.count_nonzero(box))
             digest.update(_bytes_of(stored))
-    for name, values in (("mask_box", boxes), ("mask_voxels", voxels), ("available", available)):
+    tables = {
+        "mask_box": boxes,
+        "mask_voxels": voxels,
+        "available": available,
+        "mask_composed": composed,
+    }
+    for name, values in tables.items():
         group.create_array(name, data=values, compressors=_COMPRESSORS)
     content_sha256 = digest.hexdigest()
     group.attrs.update(
@@ -199,12 +210,23 @@ def read_available(root: zarr.Group, study_id: str) -> np.ndarray:
     return root["studies"][study_id]["available"][...]
 
 
-def read_masks(root: zarr.Group, study_id: str) -> Iterator[MaskBox]:
-    """Each non-empty class mask as its tight box (i, j, k), reading only the chunks it touches."""
+def read_composed(root: zarr.Group, study_id: str) -> np.ndarray:
+    """Which labels are, voxel for voxel, the union of their available members."""
+    return root["studies"][study_id]["mask_composed"][...]
+
+
+def read_masks(
+    root: zarr.Group, study_id: str, skip: np.ndarray | None = None
+) -> Iterator[MaskBox]:
+    """Each non-empty class mask as its tight box (i, j, k), reading only the chunks it touches.
+
+    Labels set in ``skip`` are not read.
+    """
     group = root["studies"][study_id]
     masks = group["masks"]
     boxes, voxels = group["mask_box"][...], group["mask_voxels"][...]
-    for label in np.flatnonzero(voxels):
+    wanted = voxels > 0 if skip is None else (voxels > 0) & ~skip
+    for label in np.flatnonzero(wanted):
         start, stop = boxes[label, 2::-1], boxes[label, :2:-1]  # (k, j, i)
         box = masks[(label, *map(slice, start, stop))].transpose(2, 1, 0)
         yield int(label), tuple(int(s) for s in boxes[label, :3]), box

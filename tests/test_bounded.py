@@ -41,7 +41,7 @@ def _tiny_sources(ref: StoreRef, numbers: range) -> None:
     for n in numbers:
         ct = np.random.default_rng(n).integers(-1000, 1000, (SIDE,) * 3, dtype=np.int16)
         masks = [
-            (taxonomy.index(name), (i, 2, 2), np.ones((4, 8, 8), bool))
+            (taxonomy.index(name), (i, 2, 2), np.ones((4, 8, 8), bool), False)
             for i, name in enumerate(MASKED)
         ]
         write_study(

@@ -12,6 +12,7 @@ from storage.sources import (
     list_studies,
     open_sources,
     read_available,
+    read_composed,
     read_ct,
     read_masks,
     write_study,
@@ -24,7 +25,7 @@ def _study(root, study_id="s1"):
     ct = np.arange(70 * 80 * 90, dtype=np.int16).reshape(70, 80, 90) % 2000 - 1000
     box = np.zeros((3, 4, 5), bool)
     box[0, 0, 0] = box[-1, -1, -1] = True
-    masks = [(0, (60, 70, 80), box), (2, (0, 0, 0), np.zeros((0, 0, 0), bool))]
+    masks = [(0, (60, 70, 80), box, False), (2, (0, 0, 0), np.zeros((0, 0, 0), bool), True)]
     digest = write_study(
         root,
         study_id,
@@ -47,12 +48,14 @@ def test_round_trip_keeps_ct_boxes_counts_and_availability(tmp_path):
     assert np.array_equal(read_ct(root, "s1"), ct)
     # label 0 has voxels, label 2 was given but empty (available), 1 and 3 absent (unknown)
     assert read_available(root, "s1").tolist() == [True, False, True, False]
+    assert read_composed(root, "s1").tolist() == [False, False, True, False]
     [(label, origin, data)] = list(read_masks(root, "s1"))
     assert (label, origin) == (0, (60, 70, 80))
     assert np.array_equal(data, box)
     group = root["studies"]["s1"]
     assert group["mask_voxels"][...].tolist() == [2, 0, 0, 0]
     assert group["mask_box"][0].tolist() == [60, 70, 80, 63, 74, 85]
+    assert list(read_masks(root, "s1", skip=np.array([True, False, False, False]))) == []
 
 
 def test_masks_are_stored_sparsely(tmp_path):
@@ -68,7 +71,7 @@ def test_incomplete_studies_are_invisible(tmp_path):
     _study(root, "done")
 
     def crashing():
-        yield 0, (0, 0, 0), np.ones((2, 2, 2), bool)
+        yield 0, (0, 0, 0), np.ones((2, 2, 2), bool), False
         raise RuntimeError("worker died")
 
     with pytest.raises(RuntimeError):

@@ -71,7 +71,7 @@ def test_unions_equal_the_dense_or_and_emit_every_class_once():
     }
     staged = stage(boxes.items(), SHAPE, TAXONOMY)
     plan = plan_derivation(staged, TAXONOMY)
-    emitted = list(emit(staged, plan, TAXONOMY))
+    emitted = [(name, mask) for name, mask, _ in emit(staged, plan, TAXONOMY)]
     names = [name for name, _ in emitted]
     assert len(names) == len(set(names)) == len(boxes) + len(plan.derived)
     order = TAXONOMY.union_order()
@@ -90,6 +90,27 @@ def test_unions_equal_the_dense_or_and_emit_every_class_once():
                 mask.data.any(axis=tuple(a for a in range(3) if a != k))[[0, -1]].all()
                 for k in range(3)
             ), name
+
+
+def test_a_class_is_composed_exactly_when_it_equals_the_union_of_its_members():
+    upper, lower = _box(np.s_[2:10, 3:9, 10:18]), _box(np.s_[2:12, 3:15, 2:10])
+    union = np.zeros(SHAPE, bool)
+    union[upper.slices] |= upper.data
+    union[lower.slices] |= lower.data
+    exact = {"left lung upper lobe": upper, "left lung lower lobe": lower}
+    exact["left lung"] = box_mask(union)
+    wider = dict(
+        exact, **{"left lung": box_mask(union | _box(np.s_[20:22, 3:5, 2:4]).to_dense(SHAPE))}
+    )
+    for given, expected in ((exact, True), (wider, False)):
+        staged = stage(given.items(), SHAPE, TAXONOMY)
+        flags = {
+            name: flag
+            for name, _, flag in emit(staged, plan_derivation(staged, TAXONOMY), TAXONOMY)
+        }
+        assert flags["left lung"] is expected  # given: checked voxel for voxel
+        assert flags["left lung upper lobe"] is False  # not a union class
+        assert flags["lung"] is True  # derived: a union by construction
 
 
 def test_staging_holds_one_dense_mask_at_a_time():
