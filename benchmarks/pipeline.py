@@ -18,7 +18,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shlex
 import shutil
 import subprocess
@@ -83,6 +82,7 @@ class Row:
     peak_rss: int | None = None  # bytes, max over workers
     read: int | None = None  # bytes (rchar)
     written: int | None = None  # bytes (wchar)
+    cpu_s: float | None = None  # CPU seconds of every thread of the processes doing the work
 
     @property
     def per_study_core(self) -> float:
@@ -137,6 +137,7 @@ def combined(label: str, first: Row, second: Row) -> Row:
         _max(first.peak_rss, second.peak_rss),
         _sum(first.read, second.read),
         _sum(first.written, second.written),
+        _sum(first.cpu_s, second.cpu_s),
     )
 
 
@@ -231,11 +232,13 @@ def render(results: Results, when: str) -> str:
         f"{results.image_size}; compressed input {results.input_bytes_per_study / MB:.1f} MB "
         f"per study; one CT {results.ct_bytes / MIB:.1f} MiB (int16).",
         "Per study per core = wall x cores / studies; floors and the baseline use one core, "
-        "rga W workers of one thread each. Bytes: rchar/wchar of /proc/self/io (workers and "
-        "client).\n",
-        "| step | wall s | s per study per core | x faster than baseline | "
+        "rga W workers of one thread each. CPU s per study: user + system time of every thread "
+        "of the processes at work (rga: workers, client and the scheduler it hosts), so "
+        "library threads show. Peak RSS: VmHWM. Bytes: rchar/wchar of /proc/self/io (workers "
+        "and client).\n",
+        "| step | wall s | s per study per core | CPU s per study | x faster than baseline | "
         "peak RSS per worker MiB | read MB | written MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = results.row(BASELINE)
     lines += [_table_row(row, base) for row in results.rows]
@@ -247,9 +250,10 @@ def render(results: Results, when: str) -> str:
 
 def _table_row(row: Row, base: Row | None) -> str:
     speed = _figures(base.per_study_core / row.per_study_core) if base else "-"
+    cpu = _figures(row.cpu_s / row.studies) if row.cpu_s is not None else "-"
     return (
-        f"| {row.label} | {_figures(row.wall_s)} | {_figures(row.per_study_core)} | {speed} | "
-        f"{_mib(row.peak_rss)} | {_mb(row.read)} | {_mb(row.written)} |"
+        f"| {row.label} | {_figures(row.wall_s)} | {_figures(row.per_study_core)} | {cpu} | "
+        f"{speed} | {_mib(row.peak_rss)} | {_mb(row.read)} | {_mb(row.written)} |"
     )
 
 
@@ -306,8 +310,15 @@ def _io_counters() -> dict[str, int]:
 
 
 def _peak_rss() -> int:
-    """This process's peak resident set in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak resident set in bytes: VmHWM of /proc/self/status.
+
+    Not ``ru_maxrss``: Linux carries that across fork and exec, so a worker spawned by a large
+    client process would report the client's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _decode_stdlib(data: bytes) -> int:
@@ -361,12 +372,13 @@ def _run_baseline(spec: dict) -> dict[str, float]:
     from benchmarks.baseline import baseline_study
 
     spacing = tuple(spec["spacing"])
-    before, started = _io_counters(), time.perf_counter()
+    before, started, cpu = _io_counters(), time.perf_counter(), time.process_time()
     for study in spec["studies"]:
         baseline_study(Path(study["ct"]), [Path(p) for p in study["masks"]], spacing, spec["size"])
     wall, after = time.perf_counter() - started, _io_counters()
     return {
         "wall": wall,
+        "cpu": time.process_time() - cpu,
         "peak_rss": _peak_rss(),
         "read": after["read"] - before["read"],
         "written": after["written"] - before["written"],
@@ -410,7 +422,16 @@ def measure_floors_and_baseline(spec_path: Path, studies: int) -> list[Row]:
     ]
     base = _in_subprocess("baseline", spec_path)
     rows.append(
-        Row(BASELINE, base["wall"], 1, studies, base["peak_rss"], base["read"], base["written"])
+        Row(
+            BASELINE,
+            base["wall"],
+            1,
+            studies,
+            base["peak_rss"],
+            base["read"],
+            base["written"],
+            base["cpu"],
+        )
     )
     return rows
 
@@ -420,8 +441,8 @@ def measure_floors_and_baseline(spec_path: Path, studies: int) -> list[Row]:
 
 
 def _worker_report() -> dict[str, int]:
-    """Run on each worker: its I/O counters and peak RSS so far."""
-    return {**_io_counters(), "peak_rss": _peak_rss()}
+    """Run on each worker: its I/O counters, peak RSS and CPU seconds (all threads) so far."""
+    return {**_io_counters(), "peak_rss": _peak_rss(), "cpu": time.process_time()}
 
 
 def run_rga_step(label: str, argv: list[str], workers: int, studies: int) -> Row:
@@ -441,19 +462,21 @@ def run_rga_step(label: str, argv: list[str], workers: int, studies: int) -> Row
         Client(cluster) as client,
     ):
         before, own = client.run(_worker_report), _io_counters()
-        started = time.perf_counter()
+        started, own_cpu = time.perf_counter(), time.process_time()
         # rga's summary lines go to stderr so that stdout carries the report only
         with contextlib.redirect_stdout(sys.stderr):
             code = rga([*argv, "--scheduler", cluster.scheduler_address, "--quiet"])
         wall = time.perf_counter() - started
         own_after, after = _io_counters(), client.run(_worker_report)
+        own_cpu = time.process_time() - own_cpu  # the client, and the scheduler it hosts
     if code != 0:
         raise RuntimeError(f"rga {' '.join(argv)} exited with {code}")
     read = _delta(own, own_after, "read") + sum(_delta(before[w], after[w], "read") for w in after)
     written = _delta(own, own_after, "written")
     written += sum(_delta(before[w], after[w], "written") for w in after)
     peak = max(report["peak_rss"] for report in after.values())
-    return Row(label, wall, workers, studies, peak, read, written)
+    cpu = own_cpu + sum(_delta(before[w], after[w], "cpu") for w in after)
+    return Row(label, wall, workers, studies, peak, read, written, cpu)
 
 
 def _delta(before: dict[str, int], after: dict[str, int], key: str) -> int:

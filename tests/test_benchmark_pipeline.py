@@ -59,7 +59,7 @@ def _results(
     ]
     for workers, ingest_s, build_s in zip((1, 2), ingest, build, strict=True):
         first = Row(ingest_label(workers), ingest_s, workers, 2, peak, 10**7, 10**6)
-        second = Row(build_label(workers), build_s, workers, 2, peak, 10**6, 10**5)
+        second = Row(build_label(workers), build_s, workers, 2, peak, 10**6, 10**5, 1.0)
         rows += [first, second, combined(end_to_end_label(workers), first, second)]
     probe = [Row(ingest_label(1), 0.2, 1, 1, probe_peak), Row(build_label(1), 0.3, 1, 1, 90)]
     machine = {"machine": "x86_64", "cpu": "CPU", "cores": "2", "ram": "8 GiB", "versions": "v"}
@@ -111,9 +111,9 @@ def test_rendering_has_every_row_the_ratios_and_the_probe():
     for label in _labels([1, 2]):
         assert f"| {label} |" in text
     # the baseline is 1x itself; the build at W=1 costs 0.4 s per study per core: 25x
-    assert f"| {BASELINE} | 20.0 | 10.0 | 1.00 | 300 | 100.0 | 0.0 |" in text
-    assert "| rga build, W=1 | 0.800 | 0.400 | 25.0 | 200 | 1.0 | 0.1 |" in text
-    assert "| rga ingest+build, W=2 | 0.700 | 0.700 | 14.3 | 200 | 11.0 | 1.1 |" in text
+    assert f"| {BASELINE} | 20.0 | 10.0 | - | 1.00 | 300 | 100.0 | 0.0 |" in text
+    assert "| rga build, W=1 | 0.800 | 0.400 | 0.500 | 25.0 | 200 | 1.0 | 0.1 |" in text
+    assert "| rga ingest+build, W=2 | 0.700 | 0.700 | - | 14.3 | 200 | 11.0 | 1.1 |" in text
     assert "| rga ingest, W=1 | 190 | 200 |" in text  # 1 study next to N studies
 
 
