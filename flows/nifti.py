@@ -203,7 +203,7 @@ def hounsfield(volume: Volume) -> np.ndarray:
             f"intercept {volume.intercept})"
         )
     if not volume.scaled and data.dtype.kind in "iu" and np.can_cast(data.dtype, np.int16):
-        hu = data.astype(np.int16)  # the common case: stored as int16 HU already
+        hu = data.astype(np.int16, copy=False)  # the common case: stored as int16 HU already
         _check_hounsfield_range(float(hu.min()), float(hu.max()), volume)
         return hu
     out = np.empty(volume.shape, np.int16)
