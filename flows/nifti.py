@@ -157,19 +157,20 @@ class _SliceScan:
         if self.dtype.kind == "f":
             self.nans += int(np.isnan(values).sum())
             self.infs += int(np.isinf(values).sum())
-        unsigned = self.dtype.kind in "bu"
-        if unsigned and values.max() == 1:
-            self.foreground.add(1.0)  # a 0/1 plane, the common case: one reduction suffices
+        unsigned = self.dtype.kind in "bu"  # max() finds set voxels without a boolean copy
+        rows = np.flatnonzero(values.max(axis=1) if unsigned else (values != 0).any(axis=1))
+        if not rows.size:  # a float plane of -0.0 has non-zero bytes and no set voxel
+            return
+        band = values[rows[0] : rows[-1] + 1]  # the rows with set voxels: usually a few
+        cols = np.flatnonzero(band.max(axis=0) if unsigned else (band != 0).any(axis=0))
+        crop = band[:, cols[0] : cols[-1] + 1]
+        if unsigned and crop.max() == 1:
+            self.foreground.add(1.0)  # a 0/1 plane, the common case
         elif len(self.foreground) < _MAX_REPORTED:
-            self.foreground.update(float(v) for v in np.unique(values[values != 0]))
+            self.foreground.update(float(v) for v in np.unique(crop[crop != 0]))
         else:
             self.many = True
-        rows_any = values.max(axis=1) if unsigned else (values != 0).any(axis=1)
-        cols_any = values.max(axis=0) if unsigned else (values != 0).any(axis=0)
-        rows, cols = np.flatnonzero(rows_any), np.flatnonzero(cols_any)
-        if rows.size:  # a float plane of -0.0 has non-zero bytes and no set voxel
-            j0, j1, i0, i1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-            self.crops.append((k, j0, i0, values[j0:j1, i0:i1] != 0))
+        self.crops.append((k, int(rows[0]), int(cols[0]), crop != 0))
 
     def box(self) -> BoxMask:
         """The mask's tight box in (i, j, k) order, after the file-wide checks."""

@@ -170,9 +170,7 @@ def test_update_creates_the_store_and_log_is_shown(full_sources, tmp_path, capsy
     assert "'canvas': 384" in out and "rga 0.1.0" in out
 
 
-def test_union_classes_composed_from_members_give_the_bytes_of_reading_them(
-    full_sources, tmp_path
-):
+def test_union_classes_composed_from_members_give_the_bytes_of_reading_them(full_sources, tmp_path):
     """Footprints of exact unions are the OR of their members': the store is byte-identical."""
     import zarr
 
