@@ -4,8 +4,8 @@ Layout (zarr v3)::
 
     <root>/zarr.json                      attrs: format, labels (the label axis)
     <root>/studies/<id>/ct                int16 (k, j, i) HU, RAS-canonical, chunks of 32 slices
-    <root>/studies/<id>/masks             bool (label, k, j, i), one shard per label; only the
-                                          chunks under a label's box are written: sparse
+    <root>/studies/<id>/masks             bool (label, k, j, i), one shard per label; empty
+                                          chunks are never written, so storage is sparse
     <root>/studies/<id>/mask_box          int32 (label, 6): i0, j0, k0, i1, j1, k1 (tight box)
     <root>/studies/<id>/mask_voxels       int64 (label,)
     <root>/studies/<id>/available         bool (label,): the input provided the class (maybe empty)
@@ -169,9 +169,6 @@ def _create_masks(group: zarr.Group, n_labels: int, shape: Sequence[int]) -> zar
         fill_value=False,
         compressors=_MASK_COMPRESSORS,
         dimension_names=("label", "k", "j", "i"),
-        # Only boxes are written, so what lies outside them is never stored anyway; testing
-        # every chunk inside a box for emptiness cost a quarter of the mask writes.
-        config={"write_empty_chunks": True},
     )
 
 
