@@ -34,6 +34,7 @@ import zarr.errors
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from storage.location import StoreRef, check_study_id
+from storage.shards import read_box
 
 SOURCES_FORMAT = 2
 CT_SLAB = 32  # slices per CT chunk
@@ -228,5 +229,5 @@ def read_masks(
     wanted = voxels > 0 if skip is None else (voxels > 0) & ~skip
     for label in np.flatnonzero(wanted):
         start, stop = boxes[label, 2::-1], boxes[label, :2:-1]  # (k, j, i)
-        box = masks[(label, *map(slice, start, stop))].transpose(2, 1, 0)
+        box = read_box(masks, int(label), start, stop).transpose(2, 1, 0)
         yield int(label), tuple(int(s) for s in boxes[label, :3]), box
