@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_client
 
 log = logging.getLogger(__name__)
 IN_PROCESS = ("threads", "synchronous")  # --scheduler values that run without a cluster
@@ -85,3 +85,13 @@ def dask_client(options: ClusterOptions = DEFAULT_OPTIONS) -> Iterator[Client | 
     ):
         log.info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
         yield client
+
+
+def scheduler_threads() -> int:
+    """How many tasks the current Dask scheduler runs at once (its workers' threads)."""
+    try:
+        client = get_client()
+    except ValueError:  # no distributed client: the local threaded or synchronous scheduler
+        local = dask.config.get("scheduler", None)
+        return 1 if local in ("sync", "synchronous", "single-threaded") else os.cpu_count() or 1
+    return max(1, sum(client.nthreads().values()))

@@ -184,3 +184,23 @@ def test_union_classes_composed_from_members_give_the_bytes_of_reading_them(full
         flags[...] = False  # now every mask is read
     build(StoreRef(str(read_all)), StoreRef(str(tmp_path / "read.zarr")))
     assert tree_digest(tmp_path / "read.zarr") == tree_digest(composed)
+
+
+def test_default_batches_are_two_studies_per_scheduler_thread(full_sources, tmp_path, scheduler):
+    """A worker holds a batch's projections until their writes run: batches follow the cluster."""
+    from distributed import Client
+
+    from flows.cluster import scheduler_threads
+
+    progress = []
+    with Client(scheduler) as client, dask.config.set(scheduler=client):
+        threads = scheduler_threads()
+        build(
+            StoreRef(str(full_sources)),
+            StoreRef(str(tmp_path / "d.zarr")),
+            on_batch=lambda done, total: progress.append(done),
+        )
+    assert threads == 2  # the session cluster: two workers of one thread
+    assert progress == [4, 6]  # six studies, four at a time
+    with dask.config.set(scheduler="synchronous"):
+        assert scheduler_threads() == 1
