@@ -34,11 +34,12 @@ def ray_sums(hu: np.ndarray, spacing: Sequence[float], slab: int = 32) -> dict[s
     integers, which is exact (no summation order can change a bit) and several times faster
     than summing float attenuation; a slab of ``slab`` slices is clipped at a time.
     """
-    integer = hu.dtype.kind in "iu"
-    low, high = (int(v) for v in HU_RANGE) if integer else HU_RANGE
-    accumulator = np.int64 if integer and max(hu.shape[:2]) * high >= 2**31 else np.int32
-    if not integer:
-        accumulator = np.float64
+    if hu.dtype.kind in "iu":
+        low, high = (int(v) for v in HU_RANGE)
+        # |a ray's sum| <= n * 3071: int32 holds rays of up to ~700,000 voxels
+        accumulator: type = np.int64 if max(hu.shape[:2]) * high >= 2**31 else np.int32
+    else:
+        (low, high), accumulator = HU_RANGE, np.float64
     nx, ny, nz = hu.shape
     totals = {"PA": np.empty((nx, nz), accumulator), "LL": np.empty((ny, nz), accumulator)}
     for k0 in range(0, nz, slab):

@@ -71,9 +71,19 @@ def create_sources(ref: StoreRef, labels: Sequence[str]) -> zarr.Group:
         root.attrs.update({"format": SOURCES_FORMAT, "labels": list(labels)})
         root.require_group("studies")
         return root
+    _check_format(root, ref)
     if list(root.attrs.get("labels", [])) != list(labels):
         raise ValueError(f"{ref.url} was written with another label vocabulary")
     return root
+
+
+def _check_format(root: zarr.Group, ref: StoreRef) -> None:
+    found = root.attrs.get("format")
+    if found != SOURCES_FORMAT:
+        raise ValueError(
+            f"{ref.url} is a sources store of format {found}, and this rga reads format "
+            f"{SOURCES_FORMAT}: ingest the inputs again into a new sources store"
+        )
 
 
 def write_study(
@@ -176,9 +186,11 @@ def _create_masks(group: zarr.Group, n_labels: int, shape: Sequence[int]) -> zar
 def open_sources(ref: StoreRef) -> zarr.Group:
     """Open an existing sources store read-only, with a clear error when it is missing."""
     try:
-        return zarr.open_group(ref.open(read_only=True), mode="r")
+        root = zarr.open_group(ref.open(read_only=True), mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise FileNotFoundError(f"no sources store at {ref.url}") from None
+    _check_format(root, ref)
+    return root
 
 
 def list_studies(root: zarr.Group) -> list[SourceStudy]:

@@ -120,3 +120,11 @@ def test_good_study_ids_and_store_refs():
     assert "SECRET" not in repr(ref) and not ref.is_local
     assert ref.sibling("failures.json").url == "s3://bucket/data/failures.json"
     assert StoreRef("file:///tmp/x").local_path == Path("/tmp/x")
+
+
+def test_a_store_of_another_format_is_refused_with_what_to_do(tmp_path):
+    ref = StoreRef(str(tmp_path / "sources.zarr"))
+    create_sources(ref, LABELS).attrs["format"] = 1  # as written before issue 7's layout
+    for opening in (lambda: open_sources(ref), lambda: create_sources(ref, LABELS)):
+        with pytest.raises(ValueError, match="format 1, and this rga reads format 2: ingest"):
+            opening()
