@@ -20,7 +20,7 @@ import numpy as np
 from zlib_ng import gzip_ng
 
 from flows.inputs import phantom_inputs
-from flows.phantom import DEFAULT_FOV_MM, make_phantom
+from flows.phantom import Phantom, make_phantom, voxel_spacing
 
 GZIP_LEVEL = 6
 _MARKER = ".complete.json"
@@ -60,10 +60,10 @@ def reference_studies(
 
 def spacing_of(shape: tuple[int, int, int]) -> tuple[float, float, float]:
     """The phantom's voxel spacing at ``shape`` (what ``rga ingest --spacing`` must be given)."""
-    return tuple(f / n for f, n in zip(DEFAULT_FOV_MM, shape, strict=True))  # type: ignore[return-value]
+    return voxel_spacing(shape)
 
 
-def _write(study: ReferenceStudy, phantom) -> None:
+def _write(study: ReferenceStudy, phantom: Phantom) -> None:
     study.masks.mkdir(parents=True, exist_ok=True)
     _save(study.ct, np.asfortranarray(phantom.ct))
     dense = np.zeros(phantom.ct.shape, np.uint8, order="F")

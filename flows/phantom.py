@@ -45,6 +45,7 @@ __all__ = [
     "PhantomGeometry",
     "box_mask",
     "make_phantom",
+    "voxel_spacing",
 ]
 
 DEFAULT_FOV_MM: tuple[float, float, float] = (560.0, 400.0, 800.0)
@@ -194,12 +195,19 @@ _CHUNK = 1 << 21  # voxels evaluated at once: bounds float64 temporaries to a fe
 _EMPTY = np.zeros((0, 0, 0), dtype=bool)
 
 
+def voxel_spacing(
+    shape: tuple[int, int, int], fov_mm: tuple[float, float, float] = DEFAULT_FOV_MM
+) -> tuple[float, float, float]:
+    """mm per voxel along i, j, k of a phantom of ``shape`` over ``fov_mm``."""
+    return tuple(float(f) / n for f, n in zip(fov_mm, shape, strict=True))  # type: ignore[return-value]
+
+
 class _Grid:
     """Voxel-centre coordinates (mm) of the volume along each axis."""
 
     def __init__(self, shape: tuple[int, int, int], fov: tuple[float, float, float]) -> None:
         self.shape = shape
-        self.spacing = np.asarray(fov, dtype=float) / np.asarray(shape)
+        self.spacing = np.asarray(voxel_spacing(shape, fov))
         self.origin = -np.asarray(fov, dtype=float) / 2 + self.spacing / 2
         self.x, self.y, self.z = (
             self.origin[a] + self.spacing[a] * np.arange(shape[a]) for a in range(3)

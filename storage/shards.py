@@ -31,7 +31,7 @@ def read_box(
     array: zarr.Array, label: int, start: Sequence[int], stop: Sequence[int]
 ) -> np.ndarray:
     """``array[label, start:stop]`` (one index on the first axis, a box on the others)."""
-    sharding = _sharding(array, label, start, stop)
+    sharding = _sharding(array, label)
     if sharding is None:
         return array[(label, *map(slice, start, stop))]
     key = array.metadata.encode_chunk_key((label, *(0,) * len(start)))
@@ -57,9 +57,7 @@ def read_box(
     return out
 
 
-def _sharding(
-    array: zarr.Array, label: int, start: Sequence[int], stop: Sequence[int]
-) -> ShardingCodec | None:
+def _sharding(array: zarr.Array, label: int) -> ShardingCodec | None:
     """The array's sharding codec when this module can read it directly, else None."""
     codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
     if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):

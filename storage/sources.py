@@ -117,12 +117,13 @@ def write_study(
             raise ValueError(f"study {study_id}: label {label} was given twice")
         available[label], composed[label] = True, union
         digest.update(f"{label}:{tuple(origin)}:{box.shape}".encode())
-        if box.size and box.any():
+        count = int(np.count_nonzero(box))  # one pass: whether it is empty, and its size
+        if count:
             stop = tuple(int(o) + s for o, s in zip(origin, box.shape, strict=True))
             stored = box.transpose(2, 1, 0)  # (k, j, i): contiguous for a box in file order
             masks_array[(label, *map(slice, origin[::-1], stop[::-1]))] = stored
             boxes[label] = (*origin, *stop)
-            voxels[label] = int(np.count_nonzero(box))
+            voxels[label] = count
             digest.update(_bytes_of(stored))
     tables = {
         "mask_box": boxes,
