@@ -143,7 +143,9 @@ def _union(members: list[StagedMask]) -> BoxMask:
         return BoxMask((0, 0, 0), _EMPTY)
     low = np.min([p.origin for p in parts], axis=0)
     high = np.max([np.add(p.origin, p.shape) for p in parts], axis=0)
-    out = np.zeros(tuple(int(n) for n in high - low), bool)
+    # in the members' memory order: a box read from a file is Fortran-ordered, and ORing it into
+    # a C-ordered union (or comparing the two) would walk one of them with strides
+    out = np.zeros(tuple(int(n) for n in high - low), bool, order=parts[0].order)
     for part in parts:
         box = part.unpack()
         start = np.subtract(box.origin, low)

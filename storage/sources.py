@@ -33,8 +33,8 @@ import zarr
 import zarr.errors
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from storage.direct_io import BoxEncoder, encode_chunks, put, read_box
 from storage.location import StoreRef, check_study_id
-from storage.shards import read_box
 
 SOURCES_FORMAT = 2
 CT_SLAB = 32  # slices per CT chunk
@@ -112,6 +112,8 @@ def write_study(
     available = np.zeros(n_labels, bool)
     composed = np.zeros(n_labels, bool)
     masks_array = _create_masks(group, n_labels, ct.shape)
+    encoder = BoxEncoder(masks_array)
+    shards = []  # put together at the end: compressed, they are a few MB per study
     for label, origin, box, union in masks:
         if available[label]:
             raise ValueError(f"study {study_id}: label {label} was given twice")
@@ -121,10 +123,13 @@ def write_study(
         if count:
             stop = tuple(int(o) + s for o, s in zip(origin, box.shape, strict=True))
             stored = box.transpose(2, 1, 0)  # (k, j, i): contiguous for a box in file order
-            masks_array[(label, *map(slice, origin[::-1], stop[::-1]))] = stored
+            shard = encoder.encode(label, origin[::-1], stored)
+            if shard:
+                digest.update(shard[1])
+                shards.append(shard)
             boxes[label] = (*origin, *stop)
             voxels[label] = count
-            digest.update(_bytes_of(stored))
+    put(masks_array, shards)
     tables = {
         "mask_box": boxes,
         "mask_voxels": voxels,
@@ -158,14 +163,11 @@ def _write_ct(group: zarr.Group, ct: np.ndarray, digest: Any) -> None:
         compressors=_CT_COMPRESSORS,
         dimension_names=("k", "j", "i"),
     )
-    array[...] = stored
     digest.update(f"ct:{ct.shape}".encode())
-    digest.update(_bytes_of(stored))
-
-
-def _bytes_of(array: np.ndarray) -> memoryview | bytes:
-    """The array's C-order bytes, without a copy when it is C-contiguous (for hashing)."""
-    return memoryview(array).cast("B") if array.flags.c_contiguous else array.tobytes()
+    chunks = encode_chunks(array, stored)
+    for _, data in chunks:
+        digest.update(data)
+    put(array, chunks)
 
 
 def _create_masks(group: zarr.Group, n_labels: int, shape: Sequence[int]) -> zarr.Array:
