@@ -192,10 +192,10 @@ def _little_endian(codec: Any) -> bool:
 def _encoder(codec: BloscCodec) -> Blosc:
     """numcodecs' Blosc configured as the array's codec (zarr's BloscCodec wraps the same).
 
-    Blosc's output depends on its thread count, and numcodecs uses threads when called from a
-    process's main thread (a plain ``rga`` run) but not from others (Dask workers, and zarr,
-    which encodes on its own threads). So this process's Blosc is made single-threaded: the
-    same inputs then give the same bytes wherever they are ingested.
+    With several threads Blosc lays blocks out as the threads finish, so its bytes vary from
+    run to run; numcodecs uses threads when called from a process's main thread (a plain
+    ``rga`` run), not from others (Dask workers, zarr's own pool). So this process's Blosc is
+    made single-threaded: the same inputs then give the same bytes wherever they are ingested.
     """
     numcodecs.blosc.use_threads = False
     return Blosc(codec.cname.value, codec.clevel, _SHUFFLE[codec.shuffle.value], codec.blocksize)

@@ -150,19 +150,19 @@ def test_other_layouts_are_refused_for_writing(tmp_path):
 
 
 def test_encoded_bytes_do_not_depend_on_blosc_threads(tmp_path, monkeypatch):
-    # numcodecs compresses with several threads on the main thread, and that changes the bytes
-    values = np.random.default_rng(4).random((70, 300, 270)) < 0.1
+    # numcodecs compresses with several threads when called from the main thread, and then the
+    # bytes vary from run to run (blocks are laid out as threads finish): encoding must not
+    values = np.random.default_rng(4).random((32, 256, 256)) < 0.1
     single = Blosc(cname="lz4", clevel=5, shuffle=Blosc.NOSHUFFLE)
     monkeypatch.setattr(numcodecs.blosc, "use_threads", False)
-    expected = [single.encode(np.ascontiguousarray(values[:32, :256, :256]))]
-    monkeypatch.setattr(numcodecs.blosc, "use_threads", True)
+    expected = single.encode(values)
+    group = zarr.open_group(str(tmp_path / "t.zarr"), mode="w")
+    array = _create_masks(group, 1, values.shape[::-1])
     previous = numcodecs.blosc.set_nthreads(4)
     try:
-        assert single.encode(np.ascontiguousarray(values[:32, :256, :256])) != expected[0]
-        group = zarr.open_group(str(tmp_path / "t.zarr"), mode="w")
-        _, shard = BoxEncoder(_create_masks(group, 1, SHAPE)).encode(0, (0, 0, 0), values)
+        for _ in range(20):  # one threaded encoding differs from the expected bytes about 1 in 3
+            monkeypatch.setattr(numcodecs.blosc, "use_threads", True)
+            _, shard = BoxEncoder(array).encode(0, (0, 0, 0), values)
+            assert shard[: len(expected)] == expected
     finally:
         numcodecs.blosc.set_nthreads(previous)
-    index = np.frombuffer(shard[-4 - 16 * 12 : -4], "<u8").reshape(3, 2, 2, 2)
-    offset, length = index[0, 0, 0]
-    assert shard[int(offset) : int(offset) + int(length)] == expected[0]
