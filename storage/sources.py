@@ -38,7 +38,7 @@ from storage.location import StoreRef, check_study_id
 
 SOURCES_FORMAT = 2
 CT_SLAB = 32  # slices per CT chunk
-MASK_CHUNK = (32, 256, 256)  # (k, j, i) voxels per mask chunk
+MASK_CHUNK = (32, 128, 128)  # (k, j, i) voxels per mask chunk (measured: benchmarks/RESULTS.md)
 _COMPRESSORS = (ZstdCodec(level=3),)  # small per-label tables
 # CT: bit-shuffled LZ4 is both smaller and 5-7x faster to write than zstd-3 on int16 HU
 _CT_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=2),)

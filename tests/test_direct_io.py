@@ -8,9 +8,9 @@ from numcodecs import Blosc
 from zarr.codecs import ZstdCodec
 
 from storage.direct_io import BoxEncoder, _sharding, encode_chunks, put, read_box
-from storage.sources import _CT_COMPRESSORS, _create_masks
+from storage.sources import _CT_COMPRESSORS, MASK_CHUNK, _create_masks
 
-SHAPE = (270, 300, 70)  # (i, j, k): stored as (k, j, i) in 32 x 256 x 256 chunks, edges padded
+SHAPE = (270, 300, 70)  # (i, j, k): stored as (k, j, i) in MASK_CHUNK chunks, edges padded
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +107,13 @@ def test_encoded_boxes_read_back_through_zarr_as_written(tmp_path):
 
 def test_chunks_without_a_set_voxel_are_not_stored(tmp_path):
     group = zarr.open_group(str(tmp_path / "e.zarr"), mode="w")
-    array = _create_masks(group, 2, SHAPE)  # stored (k, j, i) = (70, 300, 270): 3 x 2 x 2 chunks
-    values = np.zeros((70, 300, 270), bool)
-    values[0, 0, 0] = values[69, 299, 269] = True  # two opposite corner chunks of twelve
+    array = _create_masks(group, 2, SHAPE)
+    grid = tuple(-(-n // c) for n, c in zip(array.shape[1:], MASK_CHUNK, strict=True))
+    values = np.zeros(array.shape[1:], bool)
+    values[0, 0, 0] = values[-1, -1, -1] = True  # two opposite corner chunks
     _, shard = BoxEncoder(array).encode(0, (0, 0, 0), values)
-    index = np.frombuffer(shard[-4 - 16 * 12 : -4], "<u8").reshape(3, 2, 2, 2)
-    assert (index[..., 0] != 2**64 - 1).sum() == 2
+    index = np.frombuffer(shard[-4 - 16 * int(np.prod(grid)) : -4], "<u8").reshape(*grid, 2)
+    assert np.prod(grid) > 8 and (index[..., 0] != 2**64 - 1).sum() == 2
     assert BoxEncoder(array).encode(1, (5, 5, 5), np.zeros((3, 3, 3), bool)) is None
 
 
@@ -152,7 +153,7 @@ def test_other_layouts_are_refused_for_writing(tmp_path):
 def test_encoded_bytes_do_not_depend_on_blosc_threads(tmp_path, monkeypatch):
     # numcodecs compresses with several threads when called from the main thread, and then the
     # bytes vary from run to run (blocks are laid out as threads finish): encoding must not
-    values = np.random.default_rng(4).random((32, 256, 256)) < 0.1
+    values = np.random.default_rng(4).random(MASK_CHUNK) < 0.1  # one chunk
     single = Blosc(cname="lz4", clevel=5, shuffle=Blosc.NOSHUFFLE)
     monkeypatch.setattr(numcodecs.blosc, "use_threads", False)
     expected = single.encode(values)
