@@ -98,6 +98,9 @@ def write_study(
 ) -> str:
     """Write one study, replacing any previous version, and return its content hash.
 
+    The hash is SHA-256 over what is stored: the CT's encoded chunks, then each label's box
+    and encoded shard (deterministic: see ``storage/direct_io.py``).
+
     ``masks`` is consumed one box at a time; every label it yields is marked available, even
     when its box is empty. The study is marked complete only after everything is written.
     """
@@ -124,7 +127,7 @@ def write_study(
             stop = tuple(int(o) + s for o, s in zip(origin, box.shape, strict=True))
             stored = box.transpose(2, 1, 0)  # (k, j, i): contiguous for a box in file order
             shard = encoder.encode(label, origin[::-1], stored)
-            if shard:
+            if shard is not None:
                 digest.update(shard[1])
                 shards.append(shard)
             boxes[label] = (*origin, *stop)
