@@ -22,7 +22,7 @@ makes the process's Blosc single-threaded, for deterministic bytes (see ``_encod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import google_crc32c
@@ -50,34 +50,28 @@ def encode_chunks(array: zarr.Array, values: np.ndarray) -> list[Stored]:
     encoder, chunk = _encoder(blosc), np.array(array.chunks)
     values = values.astype(array.dtype.newbyteorder("<"), copy=False)
     padded = np.full(tuple(chunk), array.fill_value, values.dtype)  # for edge chunks
-    objects = []
-    for coords in np.ndindex(*(-(-np.array(array.shape) // chunk))):
-        a = np.array(coords) * chunk
-        part = values[tuple(map(slice, a, a + chunk))]
-        if part.shape != tuple(chunk):  # zarr v3 stores edge chunks at full size, padded
-            padded[...] = array.fill_value
-            padded[tuple(map(slice, part.shape))] = part
-            part = padded
-        objects.append((coords, encoder.encode(np.ascontiguousarray(part))))
-    return objects
+    return [
+        (tuple(origin // chunk), _encode_chunk(encoder, padded, values[part], inside))
+        for origin, part, inside in _pieces(np.zeros_like(chunk), np.array(values.shape), chunk)
+    ]
 
 
 class BoxEncoder:
     """Encodes labels' boxes as whole shards of one mask array of the sources layout.
 
-    One chunk-sized buffer is reused for every chunk of every box: a fresh 2 MiB buffer per
-    label costs fresh pages, which on a Dask worker (glibc trimming aggressively) add up.
+    One chunk-sized buffer is reused for every edge chunk of every box: a fresh 2 MiB buffer
+    per label costs fresh pages, which on a Dask worker (glibc trimming aggressively) add up.
     """
 
     def __init__(self, array: zarr.Array) -> None:
         sharding = _sharding(array, 0)
         if sharding is None:
             raise ValueError(f"{array.path} is not a one-shard-per-label Blosc mask array")
-        self.labels, self.fill = array.shape[0], array.fill_value
+        self.labels = array.shape[0]
         self.chunk = np.array(sharding.chunk_shape[1:])
         self.per_shard = tuple(np.array(array.shards[1:]) // self.chunk)
         self.encoder = _encoder(sharding.codecs[1])
-        self.padded = np.full(tuple(self.chunk), self.fill, array.dtype)  # always all fill
+        self.padded = np.full(tuple(self.chunk), array.fill_value, array.dtype)
 
     def encode(self, label: int, start: Sequence[int], values: np.ndarray) -> Stored | None:
         """The shard that stores ``array[label, start:start + values.shape] = values``.
@@ -87,22 +81,14 @@ class BoxEncoder:
         """
         if not 0 <= label < self.labels:
             raise IndexError(f"label {label} is outside the mask array's {self.labels} labels")
-        chunk, padded = self.chunk, self.padded
         index = np.full((*self.per_shard, 2), _EMPTY, "<u8")
         low = np.array(start)
-        high = low + values.shape
         parts, offset = [], 0
-        for coords in np.ndindex(*((high - 1) // chunk - low // chunk + 1)):
-            origin = (low // chunk + coords) * chunk
-            a, b = np.maximum(origin, low), np.minimum(origin + chunk, high)
-            part = values[tuple(map(slice, a - low, b - low))]
-            if not part.any():
+        for origin, part, inside in _pieces(low, low + values.shape, self.chunk):
+            if not values[part].any():
                 continue
-            inside = tuple(map(slice, a - origin, b - origin))
-            padded[inside] = part
-            encoded = self.encoder.encode(padded)
-            padded[inside] = self.fill
-            index[tuple(origin // chunk)] = (offset, len(encoded))
+            encoded = _encode_chunk(self.encoder, self.padded, values[part], inside)
+            index[tuple(origin // self.chunk)] = (offset, len(encoded))
             parts.append(encoded)
             offset += len(encoded)
         if not parts:
@@ -110,6 +96,33 @@ class BoxEncoder:
         table = index.tobytes()
         shard = b"".join([*parts, table, google_crc32c.value(table).to_bytes(4, "little")])
         return (label, *(0,) * len(start)), shard
+
+
+def _pieces(
+    low: np.ndarray, high: np.ndarray, chunk: np.ndarray
+) -> Iterator[tuple[np.ndarray, tuple[slice, ...], tuple[slice, ...]]]:
+    """Each chunk the box [low, high) touches: its origin, the part of the box inside it (in box
+    coordinates) and where that part lies in the chunk."""
+    for coords in np.ndindex(*((high - 1) // chunk - low // chunk + 1)):
+        origin = (low // chunk + coords) * chunk
+        a, b = np.maximum(origin, low), np.minimum(origin + chunk, high)
+        yield origin, tuple(map(slice, a - low, b - low)), tuple(map(slice, a - origin, b - origin))
+
+
+def _encode_chunk(encoder: Blosc, padded: np.ndarray, part: np.ndarray, inside: tuple) -> bytes:
+    """``part`` at ``inside`` of an otherwise fill-valued chunk, encoded.
+
+    ``padded`` is scratch of the chunk's shape, all fill value before and after (zarr v3 stores
+    edge chunks at full size); a part that fills the chunk is encoded as it is.
+    """
+    if part.shape == padded.shape:
+        return encoder.encode(np.ascontiguousarray(part))
+    fill = padded.flat[0]
+    padded[inside] = part
+    try:
+        return encoder.encode(padded)
+    finally:
+        padded[inside] = fill
 
 
 def put(array: zarr.Array, objects: Iterable[Stored]) -> None:

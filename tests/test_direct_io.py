@@ -26,6 +26,12 @@ def masks(tmp_path_factory):
     return array
 
 
+def _random_box(rng, shape):
+    start = rng.integers(0, shape)
+    stop = start + rng.integers(1, np.array(shape) - start + 1)
+    return tuple(int(v) for v in start), tuple(int(v) for v in stop)
+
+
 def test_the_direct_path_is_taken_for_the_sources_layout(masks):
     assert _sharding(masks, 0) is not None
 
@@ -34,10 +40,7 @@ def test_the_direct_path_is_taken_for_the_sources_layout(masks):
 def test_boxes_equal_zarr_indexing(masks, label):
     rng = np.random.default_rng(label)
     boxes = [((0, 0, 0), masks.shape[1:]), ((31, 255, 255), (33, 257, 257))]
-    for _ in range(20):
-        start = rng.integers(0, masks.shape[1:])
-        stop = start + rng.integers(1, np.array(masks.shape[1:]) - start + 1)
-        boxes.append((tuple(start), tuple(stop)))
+    boxes += [_random_box(rng, masks.shape[1:]) for _ in range(20)]
     for start, stop in boxes:
         expected = masks[(label, *map(slice, start, stop))]
         assert np.array_equal(read_box(masks, label, start, stop), expected), (start, stop)
@@ -73,12 +76,6 @@ def test_a_corrupt_shard_index_is_reported(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Writing: what BoxEncoder and encode_chunks store reads back, through zarr, as zarr would have
-
-
-def _random_box(rng, shape):
-    start = rng.integers(0, shape)
-    stop = start + rng.integers(1, np.array(shape) - start + 1)
-    return tuple(int(v) for v in start), tuple(int(v) for v in stop)
 
 
 def test_encoded_boxes_read_back_through_zarr_as_written(tmp_path):
