@@ -18,6 +18,7 @@ from typing import Any
 import dask
 
 from catalog.taxonomy import load_taxonomy
+from flows.allocator import roomy_allocator
 from flows.inputs import StudyInput
 from flows.nifti import InputError
 from flows.staging import emit, plan_derivation, stage
@@ -96,43 +97,8 @@ def ingest(
 def _ingest_one(sources: StoreRef, item: StudyInput) -> StudyOutcome:
     """Load, check, complete and write one study; errors come back as sentences, never raised."""
     try:
-        check_study_id(item.study_id)
-        taxonomy = load_taxonomy()
-        study = item.load()
-        # Every mask is read and checked before anything is written (see the module docstring).
-        staged = stage(study.masks, study.ct.shape, taxonomy)
-        if not staged:
-            raise InputError("no masks: the input provided no class at all")
-        derivation = plan_derivation(staged, taxonomy)
-        attrs = {"split": item.split, **study.attrs}
-        unmapped = sorted(set(attrs.pop("unmapped", [])))
-        warnings = list(attrs.pop("warnings", []))
-        if unmapped:
-            warnings.append(
-                f"{len(unmapped)} structures have no class in the vocabulary and were skipped: "
-                + ", ".join(unmapped)
-            )
-        attrs.update(
-            {
-                "unmapped": unmapped,
-                "derived": list(derivation.derived),
-                "derived_partial": {k: list(v) for k, v in derivation.partial.items()},
-                "warnings": warnings,
-            }
-        )
-        root = create_sources(sources, taxonomy.names)
-        write_study(
-            root,
-            item.study_id,
-            ct=study.ct,
-            spacing=study.spacing,
-            affine=study.affine,
-            masks=(
-                (taxonomy.index(name), box.origin, box.data, composed)
-                for name, box, composed in emit(staged, derivation, taxonomy)
-            ),
-            attrs=attrs,
-        )
+        with roomy_allocator():
+            warnings = _ingest(sources, item)
     except Exception as error:
         message = redact(_sentence(error), sources.storage_options, *_input_options(item))
         if isinstance(error, _EXPECTED):
@@ -142,6 +108,48 @@ def _ingest_one(sources: StoreRef, item: StudyInput) -> StudyOutcome:
         log.debug("details of the failure of study %s", item.study_id, exc_info=True)
         return StudyOutcome(message)
     return StudyOutcome(None, tuple(warnings))
+
+
+def _ingest(sources: StoreRef, item: StudyInput) -> list[str]:
+    """``_ingest_one``'s work; returns the study's warnings."""
+    check_study_id(item.study_id)
+    taxonomy = load_taxonomy()
+    study = item.load()
+    # Every mask is read and checked before anything is written (see the module docstring).
+    staged = stage(study.masks, study.ct.shape, taxonomy)
+    if not staged:
+        raise InputError("no masks: the input provided no class at all")
+    derivation = plan_derivation(staged, taxonomy)
+    attrs = {"split": item.split, **study.attrs}
+    unmapped = sorted(set(attrs.pop("unmapped", [])))
+    warnings = list(attrs.pop("warnings", []))
+    if unmapped:
+        warnings.append(
+            f"{len(unmapped)} structures have no class in the vocabulary and were skipped: "
+            + ", ".join(unmapped)
+        )
+    attrs.update(
+        {
+            "unmapped": unmapped,
+            "derived": list(derivation.derived),
+            "derived_partial": {k: list(v) for k, v in derivation.partial.items()},
+            "warnings": warnings,
+        }
+    )
+    root = create_sources(sources, taxonomy.names)
+    write_study(
+        root,
+        item.study_id,
+        ct=study.ct,
+        spacing=study.spacing,
+        affine=study.affine,
+        masks=(
+            (taxonomy.index(name), box.origin, box.data, composed)
+            for name, box, composed in emit(staged, derivation, taxonomy)
+        ),
+        attrs=attrs,
+    )
+    return warnings
 
 
 # Problems with the input or its storage: reported as a sentence, no traceback unless -v.

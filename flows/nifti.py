@@ -14,24 +14,24 @@ import io
 import itertools
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation
-from zlib_ng import gzip_ng, zlib_ng
+from zlib_ng import zlib_ng
 
 from flows.phantom import BoxMask, box_mask
+from flows.plane_reader import GZIP_MAGIC, SparseGzipError, gzip_reader, open_planes
 
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner
 AIR_HU = -900.0  # a chest CT's darkest voxels are air (about -1000 HU) ...
 TISSUE_HU = 100.0  # ... and its brightest are at least soft tissue (bone in practice)
 _MAX_REPORTED = 64  # distinct non-zero values collected for a "not a binary mask" message
 _SLAB = 32  # slices converted to Hounsfield units at a time (bounds float64 temporaries)
-_GZIP_MAGIC = b"\x1f\x8b"
 _RAS = np.array([[0, 1], [1, 1], [2, 1]], float)
 _WORLD_AXIS = {"L": 0, "R": 0, "P": 1, "A": 1, "I": 2, "S": 2}
 
@@ -104,17 +104,18 @@ class Canonical:
 
 def decode(data: bytes, name: str) -> Volume:
     """A 3D volume from the bytes of a ``.nii`` or ``.nii.gz`` file (NIfTI-1 or NIfTI-2)."""
-    with _opened(data, name) as stream:
+    with _opened(data, name, _dense_reader) as stream:
         return _dense(stream, _read_header(stream, name))
 
 
 def decode_mask(data: bytes, name: str) -> tuple[Grid, BoxMask]:
     """A binary mask file as its grid and its tight box (file voxel order), decoded slice by slice.
 
-    Only slices holding a set voxel are kept, each cropped to what it holds, so the cost is one
-    decode pass plus work in proportion to the structure. Checks are those of ``binary``.
+    All-zero slices are skipped by the plane reader (without being written, where the C reader
+    is built) and the others cropped to what they hold, so the cost is one pass over the
+    compressed bytes plus work in proportion to the structure. Checks are those of ``binary``.
     """
-    with _opened(data, name) as stream:
+    with _opened(data, name, open_planes) as stream:
         header = _read_header(stream, name)
         if header.inter != 0.0 or not math.isfinite(header.slope):
             # zero bytes are not background here: take the dense path
@@ -122,12 +123,18 @@ def decode_mask(data: bytes, name: str) -> tuple[Grid, BoxMask]:
         nx, ny, nz = header.shape
         plane = bytearray(nx * ny * header.dtype.itemsize)
         values = np.frombuffer(plane, header.dtype).reshape(ny, nx)  # file order: j rows, i columns
-        zero, scan = bytes(len(plane)), _SliceScan(name, header.dtype)
-        for k in range(nz):
-            _read_exactly(stream, plane, header, done=k * len(plane))
-            if plane != zero:  # memcmp: most planes of most structures are empty
-                scan.add(k, values)
-        _read_to_end(stream)
+        scan, k = _SliceScan(name, header.dtype), 0
+        while k < nz:
+            skipped = stream.next_set_plane(plane, nz - k)
+            if skipped < 0:
+                _truncated(header, stream.position)
+            k += skipped
+            if k < nz:
+                first, stop = stream.span  # rows outside hold only zero bytes
+                row = len(plane) // ny
+                scan.add(k, first // row, values[first // row : (stop - 1) // row + 1])
+                k += 1
+        stream.finish()
     return header.grid, scan.box()
 
 
@@ -152,8 +159,9 @@ class _SliceScan:
         self.nans = self.infs = 0
         self.many = False  # more distinct values than are collected for the message
 
-    def add(self, k: int, values: np.ndarray) -> None:
-        """One plane (rows j, columns i) that holds a non-zero byte."""
+    def add(self, k: int, j0: int, values: np.ndarray) -> None:
+        """Rows ``j0``, ``j0 + 1``, ... (columns i) of plane ``k``: every row with a non-zero
+        byte of the plane is among them."""
         if self.dtype.kind == "f":
             self.nans += int(np.isnan(values).sum())
             self.infs += int(np.isinf(values).sum())
@@ -170,7 +178,7 @@ class _SliceScan:
             self.foreground.update(float(v) for v in np.unique(crop[crop != 0]))
         else:
             self.many = True
-        self.crops.append((k, int(rows[0]), int(cols[0]), crop != 0))
+        self.crops.append((k, j0 + int(rows[0]), int(cols[0]), crop != 0))
 
     def box(self) -> BoxMask:
         """The mask's tight box in (i, j, k) order, after the file-wide checks."""
@@ -327,24 +335,22 @@ class _Header:
 
 
 @contextmanager
-def _opened(data: bytes, name: str) -> Iterator[BinaryIO]:
-    """The file's decoded bytes as a stream (zlib-ng for gzip); gzip errors name the file."""
+def _opened(data: bytes, name: str, opener: Callable[[bytes], Any]) -> Iterator[Any]:
+    """The file's decoded bytes as the stream ``opener`` makes; gzip errors name the file."""
     try:
-        gzipped = data[:2] == _GZIP_MAGIC
-        with closing(_gzip_reader(data) if gzipped else io.BytesIO(data)) as stream:
+        with closing(opener(data)) as stream:
             yield stream
     except EOFError:
         raise InputError(
             f"{name} is truncated: its gzip stream ends early (an interrupted download or copy?)"
         ) from None
-    except (gzip.BadGzipFile, zlib.error, zlib_ng.error) as error:
+    except (gzip.BadGzipFile, zlib.error, zlib_ng.error, SparseGzipError) as error:
         raise InputError(f"{name} is corrupt: not a valid gzip stream ({error})") from None
 
 
-def _gzip_reader(data: bytes) -> BinaryIO:
-    """zlib-ng's C gzip reader: ``readinto`` decodes straight into the caller's buffer."""
-    reader = getattr(zlib_ng, "_GzipReader", None)  # not public API: fall back when absent
-    return reader(data) if reader else gzip_ng.GzipFile(fileobj=io.BytesIO(data))
+def _dense_reader(data: bytes) -> BinaryIO:
+    """zlib-ng for gzip (the fastest dense decoder measured), the bytes as they are otherwise."""
+    return gzip_reader(data) if data[:2] == GZIP_MAGIC else io.BytesIO(data)
 
 
 def _read_header(stream: BinaryIO, name: str) -> _Header:
@@ -391,12 +397,15 @@ def _read_exactly(stream: BinaryIO, buffer: Any, header: _Header, done: int = 0)
     while got < len(view):
         n = stream.readinto(view[got:])
         if not n:
-            expected = header.offset + header.count * header.dtype.itemsize
-            raise InputError(
-                f"{header.name} is truncated: its header promises {expected:,} bytes, the file "
-                f"has {header.offset + done + got:,}"
-            )
+            _truncated(header, header.offset + done + got)
         got += n
+
+
+def _truncated(header: _Header, has: int) -> NoReturn:
+    expected = header.offset + header.count * header.dtype.itemsize
+    raise InputError(
+        f"{header.name} is truncated: its header promises {expected:,} bytes, the file has {has:,}"
+    )
 
 
 def _read_to_end(stream: BinaryIO) -> None:
