@@ -165,7 +165,11 @@ def targets(results: Results) -> list[Target]:
     return [
         _build_target(results),
         _end_to_end_target(results),
-        _ingest_target(results, FLOOR_FAST, "the zlib-ng raw-decode floor (what rga decodes with)"),
+        _ingest_target(
+            results,
+            FLOOR_FAST,
+            "the zlib-ng raw-decode floor (the fastest whole-file decoder measured)",
+        ),
         _ingest_target(
             results, FLOOR_GZIP, "the stdlib raw-decode floor (what nibabel decodes with)"
         ),

@@ -173,14 +173,20 @@ def test_masks_decode_the_same_through_either_reader(tmp_path, monkeypatch):
     mask[30, 20, 22] = 1
     path = save(tmp_path / "m.nii.gz", mask)
     data = path.read_bytes()
-    cut = data[: len(data) // 2]
+    cut = data[: len(data) // 2]  # the gzip stream ends early
+    short = _gzip(zlib.decompress(data, 31)[:20_000])  # a whole stream, too few voxels
     results = []
     for built in (True, False):
         if not built:
             monkeypatch.setattr(plane_reader, "_SparseReader", None)
         grid, box = nifti.decode_mask(data, "m.nii.gz")
-        with pytest.raises(nifti.InputError) as truncated:
-            nifti.decode_mask(cut, "m.nii.gz")
-        results.append((grid.shape, box.origin, box.data.tobytes(), str(truncated.value)))
+        messages = []
+        for damaged in (cut, short):
+            with pytest.raises(nifti.InputError) as error:
+                nifti.decode_mask(damaged, "m.nii.gz")
+            messages.append(str(error.value))
+        results.append((grid.shape, box.origin, box.data.tobytes(), messages))
     assert results[0] == results[1]
     assert results[0][1] == (5, 3, 4)
+    assert "gzip stream ends early" in results[0][3][0]
+    assert "header promises 30,352 bytes, the file has 20,000" in results[0][3][1]
