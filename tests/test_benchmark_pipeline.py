@@ -159,3 +159,6 @@ def test_the_benchmark_runs_end_to_end_on_tiny_studies(tmp_path):
     assert len(lines) == len(TARGET_NAMES)
     assert all(re.search(r"\*\*(PASS|FAIL)\*\*$", line) for line in lines), lines
     assert "Peak RSS per worker, 1 study vs 2 studies" in text
+    startup = next(line for line in text.splitlines() if line.startswith("Worker start-up"))
+    for workers in (1, 2):  # each timed rga step warmed its workers first
+        assert f"{ingest_label(workers)} " in startup and f"{build_label(workers)} " in startup
