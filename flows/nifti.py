@@ -25,7 +25,7 @@ from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, 
 from zlib_ng import zlib_ng
 
 from flows.phantom import BoxMask, box_mask
-from flows.plane_reader import GZIP_MAGIC, SparseGzipError, gzip_reader, open_planes
+from flows.plane_reader import SparseGzipError, open_dense, open_planes
 
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner
 AIR_HU = -900.0  # a chest CT's darkest voxels are air (about -1000 HU) ...
@@ -104,7 +104,7 @@ class Canonical:
 
 def decode(data: bytes, name: str) -> Volume:
     """A 3D volume from the bytes of a ``.nii`` or ``.nii.gz`` file (NIfTI-1 or NIfTI-2)."""
-    with _opened(data, name, _dense_reader) as stream:
+    with _opened(data, name, open_dense) as stream:
         return _dense(stream, _read_header(stream, name))
 
 
@@ -346,11 +346,6 @@ def _opened(data: bytes, name: str, opener: Callable[[bytes], Any]) -> Iterator[
         ) from None
     except (gzip.BadGzipFile, zlib.error, zlib_ng.error, SparseGzipError) as error:
         raise InputError(f"{name} is corrupt: not a valid gzip stream ({error})") from None
-
-
-def _dense_reader(data: bytes) -> BinaryIO:
-    """zlib-ng for gzip (the fastest dense decoder measured), the bytes as they are otherwise."""
-    return gzip_reader(data) if data[:2] == GZIP_MAGIC else io.BytesIO(data)
 
 
 def _read_header(stream: BinaryIO, name: str) -> _Header:
