@@ -74,7 +74,7 @@ class Folder:
         for info in infos:
             name = posixpath.basename(str(info["name"]).rstrip("/"))
             if name and str(info["name"]).rstrip("/") != path:
-                is_dir = info.get("type") == "directory"
+                is_dir = info.get("type") == "directory" or _links_to_folder(fs, info)
                 entries[name] = Entry(name, is_dir, int(info.get("size") or 0))
         return [entries[name] for name in sorted(entries)]
 
@@ -122,6 +122,12 @@ def read_text(url: str, storage_options: Mapping[str, Any] | None = None) -> str
             return f.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{url} does not exist") from None
+
+
+def _links_to_folder(fs: fsspec.AbstractFileSystem, info: Mapping[str, Any]) -> bool:
+    # fsspec lists a symbolic link as type "other" even when it points at a folder; users link
+    # datasets into place, so a linked folder is listed as the folder it points at.
+    return bool(info.get("islink")) and fs.isdir(str(info["name"]))
 
 
 def _check_component(name: str) -> None:

@@ -42,3 +42,19 @@ def test_read_text(tmp_path):
     assert read_text(str(tmp_path / "map.csv")) == "id,name\n1,heart\n"
     with pytest.raises(FileNotFoundError, match=r"none\.csv does not exist"):
         read_text(str(tmp_path / "none.csv"))
+
+
+def test_linked_folders_and_files_are_listed_as_what_they_point_at(tmp_path):
+    # Datasets are often linked into place; fsspec alone lists a linked folder as "other".
+    (tmp_path / "data" / "seg_a").mkdir(parents=True)
+    (tmp_path / "data" / "seg_a" / "heart.nii.gz").write_bytes(b"h")
+    (tmp_path / "data" / "a.nii.gz").write_bytes(b"ct")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "seg_a").symlink_to(tmp_path / "data" / "seg_a")
+    (tmp_path / "linked" / "a.nii.gz").symlink_to(tmp_path / "data" / "a.nii.gz")
+    (tmp_path / "linked" / "dangling").symlink_to(tmp_path / "nowhere")
+    folder = Folder(str(tmp_path / "linked"))
+    listed = [(e.name, e.is_dir) for e in folder.list()]
+    assert listed == [("a.nii.gz", False), ("dangling", False), ("seg_a", True)]
+    assert folder.read("a.nii.gz") == b"ct"
+    assert folder.child("seg_a").read("heart.nii.gz") == b"h"
