@@ -7,7 +7,12 @@ local Dask cluster per step for each worker count. Reports seconds per study per
 to the baseline, peak RSS per worker and bytes read and written, checks issue 7's targets, and
 appends the section to benchmarks/RESULTS.md.
 
-    python -m benchmarks.pipeline [--studies 4] [--shape 512 512 300] [--workers 1 2]
+Every step but the baseline is timed in ``--repeat`` rounds (floors, then rga for each worker
+count), and each row reports its fastest round: on a shared machine noise only ever adds time,
+and a floor and an ingest measured minutes apart can otherwise meet different neighbours. The
+baseline runs once: it costs minutes per study, and its margins are tens of times.
+
+    python -m benchmarks.pipeline [--studies 4] [--shape 512 512 300] [--workers 1 2] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ class Row:
     written: int | None = None  # bytes (wchar)
     cpu_s: float | None = None  # CPU seconds of every thread of the processes doing the work
     startup_s: float | None = None  # rga: the workers importing its task modules, before wall_s
+    rounds: tuple[float, ...] = ()  # the wall seconds of every round, when timed repeatedly
 
     @property
     def per_study_core(self) -> float:
@@ -129,6 +135,15 @@ class Target:
     def line(self) -> str:
         verdict = {True: "PASS", False: "FAIL", None: "NOT RUN"}[self.passed]
         return f"- {self.name}: {self.measured} — **{verdict}**"
+
+
+def fastest(rounds: Sequence[Row]) -> Row:
+    """One step timed in several rounds: the fastest round, with every round's wall, and the
+    highest peak memory of any round (memory is a limit, not a speed)."""
+    best = min(rounds, key=lambda row: row.wall_s)
+    peaks = [row.peak_rss for row in rounds if row.peak_rss is not None]
+    walls = tuple(row.wall_s for row in rounds)
+    return replace(best, peak_rss=max(peaks) if peaks else None, rounds=walls)
 
 
 def combined(label: str, first: Row, second: Row) -> Row:
@@ -248,6 +263,7 @@ def render(results: Results, when: str) -> str:
         "library threads show. Peak RSS: VmHWM. Bytes: rchar/wchar of /proc/self/io (workers "
         "and client). rga's workers import its task modules before the timed wall, as the floors "
         "and the baseline are timed after their imports: a once-per-worker cost, listed below "
+        "the table. Rows timed in several rounds report the fastest; every round is listed below "
         "the table.\n",
         "| step | wall s | s per study per core | CPU s per study | x faster than baseline | "
         "peak RSS per worker MiB | read MB | written MB |",
@@ -255,6 +271,7 @@ def render(results: Results, when: str) -> str:
     ]
     base = results.row(BASELINE)
     lines += [_table_row(row, base) for row in results.rows]
+    lines += _round_lines(results)
     lines += _startup_lines(results)
     lines += _store_lines(results)
     lines += _probe_lines(results)
@@ -284,6 +301,15 @@ def _mib(value: int | None) -> str:
 
 def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / MB:.1f}"
+
+
+def _round_lines(results: Results) -> list[str]:
+    timed = [row for row in results.rows if len(row.rounds) > 1]
+    if not timed:
+        return []
+    lines = ["", "Wall seconds of each round (the table reports the fastest):", ""]
+    lines += [f"- {row.label}: {', '.join(map(_figures, row.rounds))}" for row in timed]
+    return lines
 
 
 def _startup_lines(results: Results) -> list[str]:
@@ -442,26 +468,27 @@ def _in_subprocess(kind: str, spec_path: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_floors_and_baseline(spec_path: Path, studies: int) -> list[Row]:
-    """The floors and the baseline, each in its own process, on one core."""
-    rows = [
+def measure_floors(spec_path: Path, studies: int) -> list[Row]:
+    """The floors, each in its own process, on one core."""
+    return [
         Row(label, _in_subprocess(kind, spec_path)["wall"], 1, studies)
         for kind, label in FLOORS.items()
     ]
+
+
+def measure_baseline(spec_path: Path, studies: int) -> Row:
+    """The baseline, in its own process, on one core."""
     base = _in_subprocess("baseline", spec_path)
-    rows.append(
-        Row(
-            BASELINE,
-            base["wall"],
-            1,
-            studies,
-            base["peak_rss"],
-            base["read"],
-            base["written"],
-            base["cpu"],
-        )
+    return Row(
+        BASELINE,
+        base["wall"],
+        1,
+        studies,
+        base["peak_rss"],
+        base["read"],
+        base["written"],
+        base["cpu"],
     )
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,17 +653,29 @@ def run(args: argparse.Namespace, command: str) -> Results:
     try:
         spec = work / "studies.json"
         _write_spec(spec, studies, shape, args.image_size)
-        _say("floors and baseline")
-        rows = measure_floors_and_baseline(spec, args.studies)
         options = RgaOptions(spacing_of(shape), args.image_size, tuple(s.study_id for s in studies))
+        timed: dict[str, list[Row]] = {}
         stores = {}
+        for round_number in range(1, args.repeat + 1):
+            _say(f"round {round_number} of {args.repeat}: floors")
+            for row in measure_floors(spec, args.studies):
+                timed.setdefault(row.label, []).append(row)
+            for workers in args.workers:
+                _say(f"round {round_number} of {args.repeat}: rga with {workers} worker(s)")
+                step_dir = work / f"w{workers}"
+                steps = run_rga(data, step_dir, workers, args.studies, options)
+                stores[workers] = steps[2]
+                for row in steps[:2]:
+                    timed.setdefault(row.label, []).append(row)
+                if not args.work:
+                    shutil.rmtree(step_dir)  # the stores can be large; their sizes are kept
+        _say("baseline")
+        rows = [*(fastest(timed[label]) for label in FLOORS.values())]
+        rows.append(measure_baseline(spec, args.studies))
         for workers in args.workers:
-            _say(f"rga with {workers} worker(s)")
-            step_dir = work / f"w{workers}"
-            ingest, build, stores[workers] = run_rga(data, step_dir, workers, args.studies, options)
+            ingest = fastest(timed[ingest_label(workers)])
+            build = fastest(timed[build_label(workers)])
             rows += [ingest, build, combined(end_to_end_label(workers), ingest, build)]
-            if not args.work:
-                shutil.rmtree(step_dir)  # the stores can be large; their sizes are kept
         probe = _memory_probe(data, work, studies[0], options) if args.memory_probe else []
     finally:
         if not args.work:
@@ -679,6 +718,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where the studies are generated and reused (default ~/.cache/rga-benchmark/IxJxK)",
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="default 1 2")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of every timed step but the baseline; rows report the fastest (default 3)",
+    )
     parser.add_argument("--results", default=str(RESULTS), help="Markdown file appended to")
     parser.add_argument("--image-size", type=int, default=384, help="pixels (default 384)")
     parser.add_argument(
@@ -698,8 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the report, and append it to the results file."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    if args.studies < 1 or min(args.shape) < 1 or min(args.workers) < 1:
-        raise SystemExit("--studies, --shape and --workers must be positive")
+    if min(args.studies, *args.shape, *args.workers, args.repeat) < 1:
+        raise SystemExit("--studies, --shape, --workers and --repeat must be positive")
     if args.data is None:
         args.data = f"~/.cache/rga-benchmark/{'x'.join(map(str, args.shape))}"
     results = run(args, shlex.join(["python", "-m", "benchmarks.pipeline", *argv]))

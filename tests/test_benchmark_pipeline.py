@@ -28,6 +28,7 @@ from benchmarks.pipeline import (
     build_label,
     combined,
     end_to_end_label,
+    fastest,
     ingest_label,
     render,
     targets,
@@ -128,6 +129,22 @@ def test_rendering_has_every_row_the_ratios_and_the_probe():
     assert "| rga ingest, W=1 | 190 | 200 |" in text  # 1 study next to N studies
 
 
+def test_a_step_timed_in_rounds_reports_its_fastest_round_and_its_highest_peak():
+    rounds = [
+        Row(ingest_label(1), 3.0, 1, 2, 100 * MIB, 5, 6, 2.0),
+        Row(ingest_label(1), 2.0, 1, 2, 90 * MIB, 7, 8, 1.5),
+        Row(ingest_label(1), 2.5, 1, 2, 120 * MIB, 9, 10, 1.8),
+    ]
+    best = fastest(rounds)
+    assert (best.wall_s, best.cpu_s, best.read, best.written) == (2.0, 1.5, 7, 8)
+    assert best.peak_rss == 120 * MIB and best.rounds == (3.0, 2.0, 2.5)
+    results = _results()
+    results.rows[0] = replace(results.rows[0], rounds=(0.7, 0.6))
+    text = render(results, "2026-01-01 00:00 UTC")
+    assert f"- {FLOOR_GZIP}: 0.700, 0.600" in text
+    assert f"- {ingest_label(1)}:" not in text  # rows timed once list no rounds
+
+
 def _labels(workers: list[int]) -> list[str]:
     rows = [FLOOR_GZIP, FLOOR_FAST, FLOOR_SCAN, FLOOR_SUM, BASELINE]
     for w in workers:
@@ -147,7 +164,7 @@ def test_the_benchmark_runs_end_to_end_on_tiny_studies(tmp_path):
     results = tmp_path / "R.md"
     command = [sys.executable, "-m", "benchmarks.pipeline", "--studies", "2"]
     command += ["--shape", *map(str, SHAPE), "--workers", "1", "2", "--results", str(results)]
-    command += ["--data", str(tmp_path / "data"), "--image-size", "64"]
+    command += ["--data", str(tmp_path / "data"), "--image-size", "64", "--repeat", "2"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = results.read_text()
@@ -155,7 +172,14 @@ def test_the_benchmark_runs_end_to_end_on_tiny_studies(tmp_path):
     assert done.stdout.strip() == text.strip()  # the report on stdout is what was appended
     for label in _labels([1, 2]):
         assert f"\n| {label} |" in text
-    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    rounds = text.split("Wall seconds of each round")[1].split("\n\n")[1].splitlines()
+    timed_rows = [
+        *_labels([1, 2])[:4],
+        *(step(w) for w in (1, 2) for step in (ingest_label, build_label)),
+    ]
+    assert [line.rsplit(": ", 1)[0] for line in rounds] == [f"- {label}" for label in timed_rows]
+    assert all(len(line.rsplit(": ", 1)[1].split(", ")) == 2 for line in rounds)
+    lines = [line for line in text.splitlines() if line.startswith("- ") and "**" in line]
     assert len(lines) == len(TARGET_NAMES)
     assert all(re.search(r"\*\*(PASS|FAIL)\*\*$", line) for line in lines), lines
     assert "Peak RSS per worker, 1 study vs 2 studies" in text
