@@ -174,7 +174,7 @@ def test_the_benchmark_runs_end_to_end_on_tiny_studies(tmp_path):
         assert f"\n| {label} |" in text
     rounds = text.split("Wall seconds of each round")[1].split("\n\n")[1].splitlines()
     timed_rows = [
-        *_labels([1, 2])[:4],
+        *_labels([1, 2])[1:4],  # not the stdlib floor: timed once, like the baseline
         *(step(w) for w in (1, 2) for step in (ingest_label, build_label)),
     ]
     assert [line.rsplit(": ", 1)[0] for line in rounds] == [f"- {label}" for label in timed_rows]
