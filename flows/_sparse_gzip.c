@@ -808,8 +808,64 @@ static PyTypeObject ReaderType = {
     .tp_getset = Reader_getset,
 };
 
+/* The first byte of row[0, n) that is not zero, or n; eight bytes per comparison. */
+static Py_ssize_t first_set(const uint8_t *row, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, row + i, 8);
+        if (word) break;
+    }
+    while (i < n && !row[i]) i++;
+    return i;
+}
+
+/* The last byte of row[0, n) that is not zero, or -1. */
+static Py_ssize_t last_set(const uint8_t *row, Py_ssize_t n) {
+    Py_ssize_t i = n;
+    for (; i >= 8; i -= 8) {
+        uint64_t word;
+        memcpy(&word, row + i - 8, 8);
+        if (word) break;
+    }
+    while (i > 0 && !row[i - 1]) i--;
+    return i - 1;
+}
+
+static PyObject *set_bounds(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer b;
+    Py_ssize_t cols;
+    if (!PyArg_ParseTuple(args, "y*n:set_bounds", &b, &cols)) return NULL;
+    if (cols <= 0 || b.len % cols) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "set_bounds needs whole rows of a positive width");
+        return NULL;
+    }
+    const uint8_t *p = b.buf;
+    Py_ssize_t rows = b.len / cols, r0 = -1, r1 = 0, c0 = cols, c1 = 0;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const uint8_t *row = p + r * cols;
+        Py_ssize_t first = first_set(row, cols);
+        if (first == cols) continue;
+        Py_ssize_t last = last_set(row, cols);
+        if (r0 < 0) r0 = r;
+        r1 = r + 1;
+        if (first < c0) c0 = first;
+        if (last + 1 > c1) c1 = last + 1;
+    }
+    PyBuffer_Release(&b);
+    if (r0 < 0) Py_RETURN_NONE;
+    return Py_BuildValue("nnnn", r0, r1, c0, c1);
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_bounds", set_bounds, METH_VARARGS,
+     "set_bounds(rows, width): (r0, r1, c0, c1) around the non-zero bytes of C-ordered rows of "
+     "width bytes, or None."},
+    {NULL}};
+
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sparse_gzip",
-                                    "A gzip decoder that does not write zero runs.", -1, NULL, NULL, NULL, NULL, NULL};
+                                    "A gzip decoder that does not write zero runs.", -1, module_methods, NULL, NULL, NULL, NULL};
 
 static int fixed_codes(void) {
     uint8_t lengths[288];

@@ -25,7 +25,7 @@ from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, 
 from zlib_ng import zlib_ng
 
 from flows.phantom import BoxMask, box_mask
-from flows.plane_reader import SparseGzipError, open_dense, open_planes
+from flows.plane_reader import SparseGzipError, open_dense, open_planes, set_bounds
 
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner
 AIR_HU = -900.0  # a chest CT's darkest voxels are air (about -1000 HU) ...
@@ -165,20 +165,18 @@ class _SliceScan:
         if self.dtype.kind == "f":
             self.nans += int(np.isnan(values).sum())
             self.infs += int(np.isinf(values).sum())
-        unsigned = self.dtype.kind in "bu"  # max() finds set voxels without a boolean copy
-        rows = np.flatnonzero(values.max(axis=1) if unsigned else (values != 0).any(axis=1))
-        if not rows.size:  # a float plane of -0.0 has non-zero bytes and no set voxel
+        bounds = set_bounds(values)
+        if bounds is None:  # a float plane of -0.0 has non-zero bytes and no set voxel
             return
-        band = values[rows[0] : rows[-1] + 1]  # the rows with set voxels: usually a few
-        cols = np.flatnonzero(band.max(axis=0) if unsigned else (band != 0).any(axis=0))
-        crop = band[:, cols[0] : cols[-1] + 1]
-        if unsigned and crop.max() == 1:
+        r0, r1, c0, c1 = bounds
+        crop = values[r0:r1, c0:c1]
+        if self.dtype.kind in "bu" and crop.max() == 1:
             self.foreground.add(1.0)  # a 0/1 plane, the common case
         elif len(self.foreground) < _MAX_REPORTED:
             self.foreground.update(float(v) for v in np.unique(crop[crop != 0]))
         else:
             self.many = True
-        self.crops.append((k, j0 + int(rows[0]), int(cols[0]), crop != 0))
+        self.crops.append((k, j0 + r0, c0, crop != 0))
 
     def box(self) -> BoxMask:
         """The mask's tight box in (i, j, k) order, after the file-wide checks."""

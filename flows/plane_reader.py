@@ -13,13 +13,15 @@ from __future__ import annotations
 import io
 from typing import Any, BinaryIO, Protocol
 
+import numpy as np
 from zlib_ng import gzip_ng, zlib_ng
 
 try:
     from flows._sparse_gzip import Reader as _SparseReader
     from flows._sparse_gzip import error as SparseGzipError
+    from flows._sparse_gzip import set_bounds as _byte_bounds
 except ImportError:  # pragma: no cover - exercised by installing without a compiler
-    _SparseReader = None
+    _SparseReader = _byte_bounds = None
 
     class SparseGzipError(ValueError):  # type: ignore[no-redef]
         """Never raised: the C reader is absent."""
@@ -49,6 +51,24 @@ class PlaneReader(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def set_bounds(values: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Rows [r0, r1) and columns [c0, c1) around a 2D array's non-zero values; None if none.
+
+    For a C-ordered array of single bytes (a mask plane), one C pass over its rows, which stops
+    at each row's first and last set byte; numpy otherwise.
+    """
+    if not values.size:
+        return None
+    if _byte_bounds is not None and values.itemsize == 1 and values.flags.c_contiguous:
+        return _byte_bounds(values, values.shape[1])
+    set_ = values != 0
+    rows = np.flatnonzero(set_.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(set_[rows[0] : rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def open_planes(data: bytes) -> PlaneReader:

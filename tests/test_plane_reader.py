@@ -179,6 +179,7 @@ def test_masks_decode_the_same_through_either_reader(tmp_path, monkeypatch):
     for built in (True, False):
         if not built:
             monkeypatch.setattr(plane_reader, "_SparseReader", None)
+            monkeypatch.setattr(plane_reader, "_byte_bounds", None)
         grid, box = nifti.decode_mask(data, "m.nii.gz")
         messages = []
         for damaged in (cut, short):
@@ -190,3 +191,30 @@ def test_masks_decode_the_same_through_either_reader(tmp_path, monkeypatch):
     assert results[0][1] == (5, 3, 4)
     assert "gzip stream ends early" in results[0][3][0]
     assert "header promises 30,352 bytes, the file has 20,000" in results[0][3][1]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.bool_])
+def test_set_bounds_in_c_equal_numpy(monkeypatch, dtype):
+    """The rows and columns around a plane's set values: C on single bytes, numpy otherwise."""
+    rng = np.random.default_rng(11)
+    planes = [np.zeros((7, 13)), np.ones((1, 1)), np.zeros((0, 5))]
+    for shape in [(1, 9), (5, 8), (16, 17), (64, 512), (3, 1)]:
+        for density in (0.0005, 0.02, 0.5):
+            planes.append(rng.random(shape) < density)
+        edge = np.zeros(shape)
+        edge[-1, -1] = 1  # the last byte only: the word loop's tail
+        planes.append(edge)
+    planes.append(np.pad(np.ones((2, 3)), ((4, 5), (9, 10))))  # a block inside
+    values = [np.ascontiguousarray(p, dtype=dtype) for p in planes]
+    found_c = [plane_reader.set_bounds(v) for v in values]
+    monkeypatch.setattr(plane_reader, "_byte_bounds", None)
+    found_numpy = [plane_reader.set_bounds(v) for v in values]
+    assert found_c == found_numpy
+    assert found_c[:3] == [None, (0, 1, 0, 1), None]
+    assert found_c[-1] == (4, 6, 9, 12)
+    for plane, bounds in zip(values, found_c, strict=True):
+        if bounds is not None:  # tight: the box holds every set value, and its edges hold some
+            r0, r1, c0, c1 = bounds
+            assert plane[r0:r1, c0:c1].sum() == plane.astype(bool).sum()
+            assert plane[r0, c0:c1].any() and plane[r1 - 1, c0:c1].any()
+            assert plane[r0:r1, c0].any() and plane[r0:r1, c1 - 1].any()
