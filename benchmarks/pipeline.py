@@ -655,22 +655,7 @@ def run(args: argparse.Namespace, command: str) -> Results:
         spec = work / "studies.json"
         _write_spec(spec, studies, shape, args.image_size)
         options = RgaOptions(spacing_of(shape), args.image_size, tuple(s.study_id for s in studies))
-        timed: dict[str, list[Row]] = {}
-        stores = {}
-        repeated = [kind for kind in FLOORS if kind not in TIMED_ONCE]
-        for round_number in range(1, args.repeat + 1):
-            _say(f"round {round_number} of {args.repeat}: fast floors")
-            for row in measure_floors(spec, args.studies, repeated):
-                timed.setdefault(row.label, []).append(row)
-            for workers in args.workers:
-                _say(f"round {round_number} of {args.repeat}: rga with {workers} worker(s)")
-                step_dir = work / f"w{workers}"
-                steps = run_rga(data, step_dir, workers, args.studies, options)
-                stores[workers] = steps[2]
-                for row in steps[:2]:
-                    timed.setdefault(row.label, []).append(row)
-                if not args.work:
-                    shutil.rmtree(step_dir)  # the stores can be large; their sizes are kept
+        timed, stores = _time_in_rounds(args, spec, data, work, options)
         _say("stdlib floor and baseline (once)")
         for row in measure_floors(spec, args.studies, TIMED_ONCE):
             timed[row.label] = [row]
@@ -695,6 +680,28 @@ def run(args: argparse.Namespace, command: str) -> Results:
         stores,
         probe,
     )
+
+
+def _time_in_rounds(
+    args: argparse.Namespace, spec: Path, data: Path, work: Path, options: RgaOptions
+) -> tuple[dict[str, list[Row]], dict[int, tuple[int, int]]]:
+    """Every round of the fast floors and of rga's steps (rows by label), and the store sizes."""
+    timed: dict[str, list[Row]] = {}
+    stores = {}
+    repeated = [kind for kind in FLOORS if kind not in TIMED_ONCE]
+    for round_number in range(1, args.repeat + 1):
+        _say(f"round {round_number} of {args.repeat}: fast floors")
+        for row in measure_floors(spec, args.studies, repeated):
+            timed.setdefault(row.label, []).append(row)
+        for workers in args.workers:
+            _say(f"round {round_number} of {args.repeat}: rga with {workers} worker(s)")
+            step_dir = work / f"w{workers}"
+            ingest, build, stores[workers] = run_rga(data, step_dir, workers, args.studies, options)
+            for row in (ingest, build):
+                timed.setdefault(row.label, []).append(row)
+            if not args.work:
+                shutil.rmtree(step_dir)  # the stores can be large; their sizes are kept
+    return timed, stores
 
 
 def _memory_probe(data: Path, work: Path, first: ReferenceStudy, options: RgaOptions) -> list[Row]:

@@ -39,6 +39,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from flows.plane_reader import set_bounds
+
 METRICS: tuple[str, ...] = (
     "dice",
     "iou",
@@ -220,14 +222,11 @@ def pair_metrics(
 
 def _union_window(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice]:
     """The union's bounding box grown by one pixel (clipped to the image)."""
-    union = gt | pred
-    rows = np.flatnonzero(union.any(axis=1))
-    cols = np.flatnonzero(union.any(axis=0))
-    height, width = union.shape
-    return (
-        slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
-        slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)),
-    )
+    bounds = set_bounds(gt | pred)
+    assert bounds is not None, "callers pass at least one non-empty mask"
+    r0, r1, c0, c1 = bounds
+    height, width = gt.shape
+    return slice(max(r0 - 1, 0), min(r1 + 1, height)), slice(max(c0 - 1, 0), min(c1 + 1, width))
 
 
 def _sampling(spacing: Spacing) -> tuple[float, float]:
