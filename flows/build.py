@@ -26,6 +26,7 @@ import xarray as xr
 
 import storage.dataset as dataset_store
 from catalog.taxonomy import SYSTEMS, Taxonomy
+from flows.failure import Failure, capture
 from flows.measure import measurement_variables
 from flows.projection import ATTENUATION_MODELS, CANVAS, VIEWS, project_study, region_masks
 from storage.location import StoreRef
@@ -63,9 +64,9 @@ DEFAULT_PARAMETERS = BuildParameters()
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Per study of a batch: None when built, else the error as a sentence."""
+    """Per study of a batch: None when built, else its failure."""
 
-    errors: dict[str, str | None]
+    errors: dict[str, Failure | None]
 
 
 def build_batch(
@@ -93,13 +94,13 @@ def build_batch(
     # Delayed/Array compute out of order.
     _, *values = dask.compute(written, *(projected[name].data for name in small_names))
     small = dict(zip(small_names, values, strict=True))
-    messages = [None if m is None else str(m) for m in small.pop("error")]
+    failures = list(small.pop("error"))
     variables = {name: (projected[name].dims, value) for name, value in small.items()}
     variables["input_hash"] = ("study", np.array([input_hash(s, params) for s in studies], object))
     values_ds = xr.Dataset(variables)
     for positions, slots in runs:
         dataset_store.write_small(dest, values_ds.isel(study=positions), slots)
-    return BatchResult({s.study_id: m for s, m in zip(studies, messages, strict=True)})
+    return BatchResult({s.study_id: f for s, f in zip(studies, failures, strict=True)})
 
 
 def input_hash(study: SourceStudy, params: BuildParameters) -> str:
@@ -201,14 +202,14 @@ def _project_one(
             "error": np.array(None, object),
         }
     except Exception as error:
-        log.exception("projection of study %s failed", study_id)
+        log.info("projection of study %s failed", study_id, exc_info=True)  # the worker's log
         c, v = params.canvas, len(VIEWS)
         return {
             "image": np.zeros((v, c, c), np.uint8),
             "mask": np.zeros((v, n_labels, c, c), bool),
             "pixel_spacing": np.full(v, np.nan, np.float32),
             "available": np.zeros(n_labels, bool),
-            "error": np.array(f"{type(error).__name__}: {error}", object),
+            "error": np.array(capture(error), object),
         }
 
 

@@ -27,6 +27,7 @@ import xarray as xr
 
 from catalog.reader import open_catalog, select
 from flows.aggregate import class_means, number, partition_rows, per_class_table, summary_table
+from flows.failure import capture, log_details
 from flows.metrics import METRICS, MetricOptions, pair_metrics
 from flows.tables import to_csv, to_markdown
 from storage.location import StoreRef
@@ -194,8 +195,8 @@ def _evaluate_study(
             )
         return {**study_metrics(truth, predicted, spacing, available, options), "error": None}
     except Exception as error:
-        log.exception("evaluation of study %s failed", study_id)
-        return {"error": f"{type(error).__name__}: {error}"}
+        log.info("evaluation of study %s failed", study_id, exc_info=True)  # the worker's log
+        return {"error": capture(error)}
 
 
 def study_metrics(
@@ -261,8 +262,9 @@ def _write_batch(
         if out["error"] is None:
             summary.evaluated.append(study)
         else:
-            summary.failed[study] = out["error"]
-            log.error("study %s was not evaluated: %s", study, out["error"])
+            error = summary.failed[study] = out["error"].message
+            log.error("study %s was not evaluated: %s", study, error)
+            log_details(log, "evaluation", study, out["error"])
 
 
 def _coords(truth: xr.Dataset) -> dict[str, tuple[str, np.ndarray]]:

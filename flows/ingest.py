@@ -19,6 +19,7 @@ import dask
 
 from catalog.taxonomy import load_taxonomy
 from flows.allocator import roomy_allocator
+from flows.failure import Failure, capture, log_details
 from flows.inputs import StudyInput
 from flows.nifti import InputError
 from flows.staging import emit, plan_derivation, stage
@@ -44,9 +45,9 @@ class IngestSummary:
 
 @dataclass(frozen=True)
 class StudyOutcome:
-    """What happened to one study: its error (None when written) and its warnings."""
+    """What happened to one study: its failure (None when written) and its warnings."""
 
-    error: str | None = None
+    failure: Failure | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -73,13 +74,14 @@ def ingest(
         for item, outcome in zip(batch, dask.compute(*tasks), strict=True):
             if outcome.warnings:
                 summary.warnings[item.study_id] = list(outcome.warnings)
-            if outcome.error is None:
+            if outcome.failure is None:
                 summary.ingested.append(item.study_id)
             else:
-                summary.failed[item.study_id] = outcome.error
-                log.info("study %s was not ingested: %s", item.study_id, outcome.error)
+                error = summary.failed[item.study_id] = outcome.failure.message
+                log.info("study %s was not ingested: %s", item.study_id, error)
+                log_details(log, "ingest", item.study_id, outcome.failure)
                 if on_failure:  # as it happens, for progress displays
-                    on_failure(item.study_id, outcome.error)
+                    on_failure(item.study_id, error)
         if on_batch:
             on_batch(start + len(batch), len(inputs))
     summary.seconds = time.perf_counter() - started
@@ -100,13 +102,13 @@ def _ingest_one(sources: StoreRef, item: StudyInput) -> StudyOutcome:
         with roomy_allocator():
             warnings = _ingest(sources, item)
     except Exception as error:
-        message = redact(_sentence(error), sources.storage_options, *_input_options(item))
+        secrets = (sources.storage_options, *_input_options(item))
+        failure = capture(error, _sentence(error)).redacted(lambda text: redact(text, *secrets))
         if isinstance(error, _EXPECTED):
-            log.info("study %s was not ingested: %s", item.study_id, message)
+            log.info("study %s was not ingested: %s", item.study_id, failure.message)
         else:
-            log.warning("ingest of study %s failed unexpectedly: %s", item.study_id, message)
-        log.debug("details of the failure of study %s", item.study_id, exc_info=True)
-        return StudyOutcome(message)
+            log.warning("ingest of study %s failed unexpectedly: %s", item.study_id, failure)
+        return StudyOutcome(failure)
     return StudyOutcome(None, tuple(warnings))
 
 

@@ -27,6 +27,7 @@ from flows.build import (
     input_hash,
 )
 from flows.cluster import scheduler_threads
+from flows.failure import log_details
 from storage.buildlog import append_record
 from storage.location import StoreRef
 from storage.lock import store_lock
@@ -229,10 +230,11 @@ def _build(
         result = build_batch(sources, dest, batch, taxonomy, params)
         flags: dict[int, bool] = {}
         for study, slot in batch:
-            error = result.errors[study.study_id]
-            if error is not None:
-                summary.failed[study.study_id] = error
+            failure = result.errors[study.study_id]
+            if failure is not None:
+                error = summary.failed[study.study_id] = failure.message
                 log.error("study %s was not built: %s", study.study_id, error)
+                log_details(log, "projection", study.study_id, failure)
                 if on_failure:  # as it happens, for progress displays
                     on_failure(study.study_id, error)
                 continue

@@ -13,7 +13,10 @@ of the I/O cost (benchmarks/RESULTS.md), so this module does the same work direc
 
 The encoders produce the zarr v3 format exactly (``sharding_indexed`` with the index at the end
 and its CRC32C, Blosc inner chunks, edge chunks padded), so zarr and any zarr v3 reader read the
-result; they refuse arrays of another layout (``storage/sources.py`` creates these). The
+result; they refuse arrays of another layout (``storage/sources.py`` creates these). What an
+array's layout is comes from its metadata document as the zarr v3 specification publishes it
+(``array.metadata.to_dict()``, the ``zarr.json`` contents), never from zarr's codec objects,
+whose attributes change between releases; requests go through the public ``Store`` API. The
 encoded bytes are what the study's content hash is computed from: a pass over the compressed
 bytes, not over the volumes. ``read_box`` leaves arrays of other layouts to zarr. Encoding
 makes the process's Blosc single-threaded, for deterministic bytes (see ``_encoder``).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import google_crc32c
@@ -30,11 +34,9 @@ import numcodecs.blosc
 import numpy as np
 import zarr
 from numcodecs import Blosc
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
-from zarr.codecs.bytes import Endian
-from zarr.codecs.sharding import ShardingCodecIndexLocation
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
+
+from storage.upstream import run_on_zarr_loop
 
 _EMPTY = 2**64 - 1  # offset and length of a chunk that is not stored
 _BLOSC = Blosc()  # Blosc frames describe themselves: one decoder reads any of them
@@ -44,7 +46,7 @@ _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle"
 
 def encode_chunks(array: zarr.Array, values: np.ndarray) -> list[Stored]:
     """The objects that store ``array[...] = values`` for an unsharded array of our layout."""
-    blosc = _plain_blosc(array.metadata.codecs if array.metadata.zarr_format == 3 else ())
+    blosc = _plain_blosc(_document(array).get("codecs", ()))
     if array.shards is not None or blosc is None or values.shape != array.shape:
         raise ValueError(f"{array.path} is not an unsharded [bytes, blosc] array of {values.shape}")
     encoder, chunk = _encoder(blosc), np.array(array.chunks)
@@ -70,7 +72,7 @@ class BoxEncoder:
         self.labels = array.shape[0]
         self.chunk = np.array(sharding.chunk_shape[1:])
         self.per_shard = tuple(np.array(array.shards[1:]) // self.chunk)
-        self.encoder = _encoder(sharding.codecs[1])
+        self.encoder = _encoder(sharding.blosc)
         self.padded = np.full(tuple(self.chunk), array.fill_value, array.dtype)
 
     def encode(self, label: int, start: Sequence[int], values: np.ndarray) -> Stored | None:
@@ -128,14 +130,14 @@ def _encode_chunk(encoder: Blosc, padded: np.ndarray, part: np.ndarray, inside: 
 def put(array: zarr.Array, objects: Iterable[Stored]) -> None:
     """Store encoded chunks or shards of ``array``, concurrently (what counts on object stores)."""
     prototype = default_buffer_prototype()
-    keys = [(array.metadata.encode_chunk_key(coords), data) for coords, data in objects]
+    store, keys = array.store, [(_key(array, coords), data) for coords, data in objects]
 
     async def put_all() -> None:
         await asyncio.gather(
-            *((array.store_path / key).set(prototype.buffer.from_bytes(data)) for key, data in keys)
+            *(store.set(key, prototype.buffer.from_bytes(data)) for key, data in keys)
         )
 
-    sync(put_all())
+    run_on_zarr_loop(put_all())
 
 
 def read_box(
@@ -145,14 +147,14 @@ def read_box(
     sharding = _sharding(array, label)
     if sharding is None:
         return array[(label, *map(slice, start, stop))]
-    key = array.metadata.encode_chunk_key((label, *(0,) * len(start)))
-    data = sync((array.store_path / key).get(prototype=default_buffer_prototype()))
+    key = _key(array, (label, *(0,) * len(start)))
+    data = run_on_zarr_loop(array.store.get(key, prototype=default_buffer_prototype()))
     out = np.zeros(tuple(b - a for a, b in zip(start, stop, strict=True)), array.dtype)
     if data is None:  # nothing stored: all fill value
         out[...] = array.fill_value
         return out
     chunk = np.array(sharding.chunk_shape[1:])
-    index = _index(data.to_bytes(), sharding, array)
+    index = _index(data.to_bytes(), sharding.chunk_shape, array)
     raw = data.as_numpy_array()
     decoded = np.empty(tuple(chunk), array.dtype)  # reused: a fresh one per chunk is page faults
     low, high = np.array(start), np.array(stop)
@@ -169,41 +171,75 @@ def read_box(
     return out
 
 
-def _sharding(array: zarr.Array, label: int) -> ShardingCodec | None:
-    """The array's sharding codec when this module can handle it directly, else None."""
-    codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
-    if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+@dataclass(frozen=True)
+class _Sharding:
+    """What this module needs of a one-shard-per-label mask array's ``sharding_indexed`` codec."""
+
+    chunk_shape: tuple[int, ...]  # the inner chunks
+    blosc: dict[str, Any]  # the inner chunks' Blosc configuration, as the spec writes it
+
+
+def _document(array: zarr.Array) -> dict[str, Any]:
+    """The array's metadata document as the zarr v3 specification defines it (its zarr.json);
+    empty for a zarr v2 array."""
+    return array.metadata.to_dict() if array.metadata.zarr_format == 3 else {}
+
+
+def _sharding(array: zarr.Array, label: int) -> _Sharding | None:
+    """The array's sharding layout when this module can handle it directly, else None."""
+    codecs = list(_document(array).get("codecs", ()))
+    if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
         return None
-    sharding = codecs[0]
+    config = codecs[0].get("configuration", {})
+    chunk_shape = tuple(config.get("chunk_shape", ()))
     shards = tuple(array.shards or ())
-    one_shard = len(shards) == array.ndim and shards[0] == 1
+    one_shard = len(shards) == array.ndim == len(chunk_shape) and shards[0] == 1
     one_shard = one_shard and all(s >= n for s, n in zip(shards[1:], array.shape[1:], strict=True))
-    index_codecs = sharding.index_codecs
+    index_codecs = list(config.get("index_codecs", ()))
+    blosc = _plain_blosc(config.get("codecs", ()))
     plain = (
-        _plain_blosc(sharding.codecs) is not None
-        and sharding.index_location == ShardingCodecIndexLocation.end
+        blosc is not None
+        and config.get("index_location", "end") == "end"
         and len(index_codecs) == 2
         and _little_endian(index_codecs[0])
-        and isinstance(index_codecs[1], Crc32cCodec)
-        and sharding.chunk_shape[0] == 1
+        and index_codecs[1].get("name") == "crc32c"
+        and chunk_shape[0] == 1
         and array.dtype.itemsize == 1
     )
-    return sharding if one_shard and plain and 0 <= label < array.shape[0] else None
-
-
-def _plain_blosc(codecs: Sequence[Any]) -> BloscCodec | None:
-    """The Blosc codec of a ``[bytes (little-endian), blosc]`` pipeline, else None."""
-    if len(codecs) == 2 and _little_endian(codecs[0]) and isinstance(codecs[1], BloscCodec):
-        return codecs[1]
+    if one_shard and plain and 0 <= label < array.shape[0]:
+        return _Sharding(chunk_shape, blosc)
     return None
 
 
-def _little_endian(codec: Any) -> bool:
-    return isinstance(codec, BytesCodec) and codec.endian in (None, Endian.little)
+def _plain_blosc(codecs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The Blosc configuration of a ``[bytes (little-endian), blosc]`` pipeline, else None."""
+    codecs = list(codecs)
+    if len(codecs) == 2 and _little_endian(codecs[0]) and codecs[1].get("name") == "blosc":
+        return dict(codecs[1].get("configuration", {}))
+    return None
 
 
-def _encoder(codec: BloscCodec) -> Blosc:
-    """numcodecs' Blosc configured as the array's codec (zarr's BloscCodec wraps the same).
+def _little_endian(codec: dict[str, Any]) -> bool:
+    """A ``bytes`` codec that lays numbers out little-endian (or has one byte per number)."""
+    endian = codec.get("configuration", {}).get("endian")
+    return codec.get("name") == "bytes" and endian in (None, "little")
+
+
+def _key(array: zarr.Array, coords: Sequence[int]) -> str:
+    """The store key of the chunk (or shard) at grid ``coords``, by the spec's key encodings."""
+    encoding = _document(array).get("chunk_key_encoding", {"name": "default"})
+    separator = encoding.get("configuration", {}).get("separator")
+    if encoding.get("name") == "default":
+        key = "c" + "".join((separator or "/") + str(int(c)) for c in coords)
+    elif encoding.get("name") == "v2":
+        key = (separator or ".").join(str(int(c)) for c in coords) or "0"
+    else:
+        raise ValueError(f"{array.path} uses the unknown chunk key encoding {encoding!r}")
+    return f"{array.path}/{key}" if array.path else key
+
+
+def _encoder(config: dict[str, Any]) -> Blosc:
+    """numcodecs' Blosc configured as the array's ``blosc`` codec (same format, same bytes).
 
     With several threads Blosc lays blocks out as the threads finish, so its bytes vary from
     run to run; numcodecs uses threads when called from a process's main thread (a plain
@@ -211,12 +247,13 @@ def _encoder(codec: BloscCodec) -> Blosc:
     made single-threaded: the same inputs then give the same bytes wherever they are ingested.
     """
     numcodecs.blosc.use_threads = False
-    return Blosc(codec.cname.value, codec.clevel, _SHUFFLE[codec.shuffle.value], codec.blocksize)
+    shuffle = _SHUFFLE[config.get("shuffle", "noshuffle")]
+    return Blosc(config["cname"], int(config["clevel"]), shuffle, int(config.get("blocksize", 0)))
 
 
-def _index(data: bytes, sharding: ShardingCodec, array: zarr.Array) -> np.ndarray:
+def _index(data: bytes, chunk_shape: Sequence[int], array: zarr.Array) -> np.ndarray:
     """The shard's (offset, length) per inner chunk, its CRC checked."""
-    per_shard = tuple(s // c for s, c in zip(array.shards, sharding.chunk_shape, strict=True))
+    per_shard = tuple(s // c for s, c in zip(array.shards, chunk_shape, strict=True))
     size = 16 * int(np.prod(per_shard))
     index, checksum = data[-size - 4 : -4], data[-4:]
     if google_crc32c.value(index) != int.from_bytes(checksum, "little"):
