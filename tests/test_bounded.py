@@ -25,13 +25,15 @@ class PeakTasks(SchedulerPlugin):
     name = "peak-tasks"
 
     def __init__(self) -> None:
+        self.held: set = set()  # keys the scheduler knows and has not forgotten
         self.peak = 0
 
-    async def start(self, scheduler) -> None:
-        self.scheduler = scheduler
-
     def transition(self, key, start, finish, *args, **kwargs) -> None:
-        self.peak = max(self.peak, len(self.scheduler.tasks))
+        if finish == "forgotten":
+            self.held.discard(key)
+        else:
+            self.held.add(key)
+        self.peak = max(self.peak, len(self.held))
 
 
 def _tiny_sources(ref: StoreRef, numbers: range) -> None:
