@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from flows.projection import HU_RANGE
+from flows.maths.projection import HU_RANGE
 
 RAY_AXIS = {"PA": 1, "LL": 0}
 

@@ -496,7 +496,7 @@ def measure_baseline(spec_path: Path, studies: int) -> Row:
 # rga: the real CLI, in this process, against a fresh local cluster per step
 
 
-RGA_TASK_MODULES = ("flows.ingest", "flows.layouts", "flows.staging", "flows.build")
+RGA_TASK_MODULES = ("flows.ingest", "flows.inputs.layouts", "flows.inputs.staging", "flows.build")
 
 
 def _import_rga() -> float:

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 from zlib_ng import gzip_ng
 
-from flows.inputs import phantom_inputs
+from flows.inputs.study import phantom_inputs
 from flows.phantom import Phantom, make_phantom, voxel_spacing
 
 GZIP_LEVEL = 6

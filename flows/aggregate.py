@@ -17,8 +17,8 @@ import numpy as np
 import xarray as xr
 
 from catalog.taxonomy import LEVELS, SYSTEMS
-from flows.metrics import LOWER_IS_BETTER, METRICS
-from flows.tables import Table
+from flows.maths.metrics import LOWER_IS_BETTER, METRICS
+from flows.reports.tables import Table
 
 PARTITIONS: tuple[str, ...] = ("overall", "view", "level", "pathology", "system")
 HEADLINE: tuple[str, ...] = ("overall", "view")

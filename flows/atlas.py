@@ -26,7 +26,7 @@ import xarray as xr
 
 import storage.dataset as dataset_store
 from catalog.reader import open_catalog
-from flows.projection import region_masks
+from flows.maths.projection import region_masks
 from storage.location import StoreRef
 from storage.masks import read_study_masks
 

@@ -26,9 +26,9 @@ import xarray as xr
 
 import storage.dataset as dataset_store
 from catalog.taxonomy import SYSTEMS, Taxonomy
-from flows.failure import Failure, capture
+from flows.maths.projection import ATTENUATION_MODELS, CANVAS, VIEWS, project_study, region_masks
 from flows.measure import measurement_variables
-from flows.projection import ATTENUATION_MODELS, CANVAS, VIEWS, project_study, region_masks
+from flows.runtime.failure import Failure, capture
 from storage.location import StoreRef
 from storage.sources import (
     SourceStudy,

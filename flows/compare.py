@@ -11,7 +11,7 @@ Per test, with d = score(A) - score(B):
 - rank-biserial correlation r = (T+ - T-) / (T+ + T-) over the same non-zero differences
   (Kerby 2014; positive: A scores higher);
 - Cohen's d_z = mean(d) / sd(d) (paired; sd with ddof 1);
-- paired bootstrap: pairs resampled with replacement ``n_boot`` times by ``flows.bootstrap``
+- paired bootstrap: pairs resampled with replacement ``n_boot`` times by ``flows.maths.bootstrap``
   (seeded, so results are reproducible); the 95 % percentile interval of mean(d) and the
   two-sided p = (1 + #{|mean(d*) - mean(d)| >= |mean(d)|}) / (n_boot + 1);
 - Bonferroni: each p-value times the number of tests in the family (model pairs x metrics,
@@ -30,9 +30,9 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from flows.bootstrap import percentile_interval, resamples_of
-from flows.metrics import LOWER_IS_BETTER
-from flows.tables import Cell, Table
+from flows.maths.bootstrap import percentile_interval, resamples_of
+from flows.maths.metrics import LOWER_IS_BETTER
+from flows.reports.tables import Cell, Table
 
 UNITS: tuple[str, ...] = ("class", "study")
 

@@ -1,7 +1,7 @@
 """The evaluation graph: predicted masks vs the dataset's ground truth, one task per study.
 
 Each task reads one study's ground-truth shard and its predictions once and computes every
-metric of ``flows.metrics`` for all (view, label) pairs of that study, so the graph has one
+metric of ``flows.maths.metrics`` for all (view, label) pairs of that study, so the graph has one
 task per study however many classes there are. Studies are submitted a batch at a time; the
 client writes each batch's values into the results store and then marks them evaluated.
 
@@ -27,9 +27,9 @@ import xarray as xr
 
 from catalog.reader import open_catalog, select
 from flows.aggregate import class_means, number, partition_rows, per_class_table, summary_table
-from flows.failure import capture, log_details
-from flows.metrics import METRICS, MetricOptions, pair_metrics
-from flows.tables import to_csv, to_markdown
+from flows.maths.metrics import METRICS, MetricOptions, pair_metrics
+from flows.reports.tables import to_csv, to_markdown
+from flows.runtime.failure import capture, log_details
 from storage.location import StoreRef
 from storage.masks import PngFolder, is_dataset_store, read_study_masks
 from storage.results import (

@@ -18,11 +18,11 @@ from typing import Any
 import dask
 
 from catalog.taxonomy import load_taxonomy
-from flows.allocator import roomy_allocator
-from flows.failure import Failure, capture, log_details
-from flows.inputs import StudyInput
-from flows.nifti import InputError
-from flows.staging import emit, plan_derivation, stage
+from flows.inputs.nifti import InputError
+from flows.inputs.staging import emit, plan_derivation, stage
+from flows.inputs.study import StudyInput
+from flows.runtime.allocator import roomy_allocator
+from flows.runtime.failure import Failure, capture, log_details
 from storage.files import Folder
 from storage.location import StoreRef, check_study_id, redact
 from storage.reports import update_report

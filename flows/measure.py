@@ -22,8 +22,8 @@ import xarray as xr
 
 from catalog.reader import open_catalog
 from catalog.taxonomy import load_taxonomy
-from flows.agreement import AGREEMENT, N_GRADES, Estimate, agreement, confusion
-from flows.measurements import (
+from flows.maths.agreement import AGREEMENT, N_GRADES, Estimate, agreement, confusion
+from flows.maths.measurements import (
     CONDITION_OF,
     CONDITIONS,
     DEFAULT_CUT_POINTS,
@@ -37,8 +37,8 @@ from flows.measurements import (
     StudyMeasurements,
     measure_study,
 )
-from flows.projection import VIEWS
-from flows.tables import Table
+from flows.maths.projection import VIEWS
+from flows.reports.tables import Table
 from storage.location import StoreRef
 from storage.masks import PngFolder
 
@@ -214,7 +214,7 @@ def _image_size(reference: xr.Dataset | None, image_size: int | None) -> int:
         return image_size
     if reference is not None:
         return int(reference.sizes["y"])
-    from flows.projection import CANVAS
+    from flows.maths.projection import CANVAS
 
     return CANVAS
 

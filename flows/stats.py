@@ -8,7 +8,7 @@ Definitions (docs/DESIGN.md):
   available (the input provided the class) and non-empty (``footprint`` > 0). A region mask is
   available when any of its system's classes is, non-empty when any of their masks is.
 - Mean footprint of a system and view: the mean pixel count of its non-empty masks of available
-  classes; its interval is a cluster bootstrap over studies (``flows.bootstrap``). Share of
+  classes; its interval is a cluster bootstrap over studies (``flows.maths.bootstrap``). Share of
   image: mean / (y * x). PA/LL: the ratio of the two means.
 - Prevalence of a class in a view: studies where its mask is non-empty / studies where it is
   available.
@@ -22,10 +22,10 @@ import numpy as np
 import xarray as xr
 
 from catalog.taxonomy import SYSTEMS
-from flows.bootstrap import LEVEL, RESAMPLES, SEED, ratio_of_sums_ci
+from flows.maths.bootstrap import LEVEL, RESAMPLES, SEED, ratio_of_sums_ci
+from flows.maths.measurements import DEFAULT_CUT_POINTS, CutPoints
 from flows.measure import MEASUREMENT_VARIABLES, exclusion_table, summary_table
-from flows.measurements import DEFAULT_CUT_POINTS, CutPoints
-from flows.tables import Table
+from flows.reports.tables import Table
 
 READ_VARIABLES: tuple[str, ...] = ("footprint", "available", "pixel_spacing")
 

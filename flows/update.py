@@ -26,8 +26,8 @@ from flows.build import (
     dataset_template,
     input_hash,
 )
-from flows.cluster import scheduler_threads
-from flows.failure import log_details
+from flows.runtime.cluster import scheduler_threads
+from flows.runtime.failure import log_details
 from storage.buildlog import append_record
 from storage.location import StoreRef
 from storage.lock import store_lock

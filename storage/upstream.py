@@ -4,7 +4,7 @@ zarr's stores are asynchronous, and a remote store (s3fs through ``FsspecStore``
 the event loop zarr runs it on, so the direct shard I/O of ``storage/direct_io.py`` must run its
 coroutines on that loop. zarr has no public function for this; ``zarr.core.sync.sync`` is what
 zarr's own synchronous API calls. ``check()`` fails with a sentence naming the version when a
-zarr release moves it, and ``tests/test_upstream.py`` calls it on every supported zarr.
+zarr release moves it, and ``tests/storage/test_upstream.py`` calls it on every supported zarr.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run ``rga update`` in this process and SIGKILL it at the N-th write to the dataset store.
 
-Used by tests/test_crash.py: ``python crashing_update.py N SOURCES DEST [rga flags...]``.
+Used by tests/flows/test_crash.py: ``python crashing_update.py N SOURCES DEST [rga flags...]``.
 N = 0 never kills and prints the number of writes made, so tests can spread kill points.
 """
 

@@ -11,7 +11,7 @@ from dask.utils import parse_bytes
 from distributed.cli.dask_scheduler import main as dask_scheduler
 from distributed.cli.dask_worker import main as dask_worker
 
-from flows.cli import _parser
+from flows.cli.main import _parser
 
 ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"

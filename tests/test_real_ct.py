@@ -20,7 +20,7 @@ from catalog.taxonomy import load_taxonomy
 from catalog.totalsegmentator import default_name_map
 from flows.cli import main
 from flows.ingest import ingest
-from flows.layouts import discover
+from flows.inputs.layouts import discover
 from storage.files import Folder
 from storage.location import StoreRef
 from storage.sources import list_studies, open_sources, read_available, read_ct
