@@ -3,10 +3,10 @@
 ``open_planes`` gives the C reader of ``_sparse_gzip.c`` (beside this file) for gzip files.
 It never writes the zero runs that fill most of a mask file, so an all-zero plane costs only its
 compressed symbols; decoding a study's 210 reference masks takes 0.38 s instead of 2.2 s for
-zlib-ng plus a zero test (benchmarks/RESULTS.md). Where the extension could not be built (no C compiler at
-install time) or the file is not gzip, ``ScanningReader`` gives the same interface, and the same
-results, by decoding every plane and comparing it with zeros. ``set_bounds`` then finds the
-rectangle around a set plane's non-zero bytes, in C where the extension is built.
+zlib-ng plus a zero test (benchmarks/RESULTS.md). Where the extension could not be built (no C
+compiler at install time) or the file is not gzip, ``ScanningReader`` gives the same interface,
+and the same results, by decoding every plane and comparing it with zeros. ``set_bounds`` then
+finds the rectangle around a set plane's non-zero bytes, in C where the extension is built.
 """
 
 from __future__ import annotations
