@@ -21,7 +21,7 @@ from pathlib import Path
 import dask
 
 from flows.ingest import ingest
-from flows.inputs.study import phantom_inputs
+from flows.phantom import phantom_inputs
 from flows.update import build, update
 from storage.location import StoreRef
 

@@ -19,8 +19,7 @@ import nibabel as nib
 import numpy as np
 from zlib_ng import gzip_ng
 
-from flows.inputs.study import phantom_inputs
-from flows.phantom import Phantom, make_phantom, voxel_spacing
+from flows.phantom import Phantom, make_phantom, phantom_inputs, voxel_spacing
 
 GZIP_LEVEL = 6
 _MARKER = ".complete.json"

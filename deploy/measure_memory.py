@@ -25,7 +25,7 @@ def measure(step: str, shape: tuple[int, int, int], folder: Path, image_size: in
 
     from flows.build import BuildParameters
     from flows.ingest import ingest
-    from flows.inputs.study import phantom_inputs
+    from flows.phantom import phantom_inputs
     from flows.update import update
     from storage.location import StoreRef
 

@@ -7,7 +7,7 @@ from digests import tree_digest
 
 from catalog import SYSTEMS, load_taxonomy, open_catalog, select
 from flows.ingest import ingest
-from flows.inputs.study import phantom_inputs
+from flows.phantom import phantom_inputs
 from flows.runtime.cluster import ClusterOptions, dask_client
 from flows.update import build
 from storage.location import StoreRef

@@ -19,8 +19,8 @@ from flows.cli.options import positive_int
 from flows.ingest import IngestSummary, ingest
 from flows.inputs.layouts import LAYOUTS as FILE_LAYOUTS
 from flows.inputs.layouts import LayoutOptions, discover
-from flows.inputs.study import phantom_inputs
 from flows.maths.projection import ATTENUATION_MODELS, CANVAS
+from flows.phantom import phantom_inputs
 from flows.runtime.cluster import ClusterOptions, dask_client
 from flows.runtime.progress import Progress
 from flows.update import UpdateSummary, build, update

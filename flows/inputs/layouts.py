@@ -34,7 +34,7 @@ from catalog.totalsegmentator import NameMap, default_name_map, v2_class_map
 from flows.inputs import nifti
 from flows.inputs.nifti import Canonical, Grid, InputError
 from flows.inputs.study import LoadedStudy, StudyInput
-from flows.phantom import BoxMask
+from flows.maths.boxes import BoxMask
 from storage.files import Entry, Folder, walk
 from storage.location import check_study_id
 

@@ -25,7 +25,7 @@ from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, 
 from zlib_ng import zlib_ng
 
 from flows.codecs.plane_reader import SparseGzipError, open_dense, open_planes, set_bounds
-from flows.phantom import BoxMask, box_mask
+from flows.maths.boxes import BoxMask, box_mask
 
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner
 AIR_HU = -900.0  # a chest CT's darkest voxels are air (about -1000 HU) ...

@@ -20,7 +20,7 @@ import numpy as np
 from numcodecs import Zstd
 
 from catalog.taxonomy import Taxonomy
-from flows.phantom import BoxMask
+from flows.maths.boxes import BoxMask
 
 _CODEC = Zstd(level=1)
 _EMPTY = np.zeros((0, 0, 0), bool)

@@ -12,7 +12,7 @@ import pytest
 from catalog import open_catalog
 from flows.build import BuildParameters
 from flows.ingest import ingest
-from flows.inputs.study import PhantomInput, phantom_inputs
+from flows.phantom import PhantomInput, phantom_inputs
 from flows.update import update
 from storage.location import StoreRef
 from storage.lock import StoreLocked, store_lock

@@ -17,11 +17,11 @@ from distributed import Client, LocalCluster
 from catalog import open_catalog
 from flows.build import BuildParameters
 from flows.ingest import ingest
-from flows.inputs.study import PhantomInput, phantom_inputs
+from flows.phantom import PhantomInput, phantom_inputs
 from flows.update import update
 from storage.location import StoreRef
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # where the helper scripts are
 SHAPE = (64, 64, 64)
 KILL_POINTS = 12
 SMALL = BuildParameters(canvas=64)  # small images keep twelve crash-and-rerun rounds quick
@@ -65,7 +65,7 @@ def _same(a: dict, b: dict) -> bool:
 def _run_crashing(kill_at: int, sources: StoreRef, dest: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
-            *(sys.executable, str(HERE / "crashing_update.py"), str(kill_at)),
+            *(sys.executable, str(TESTS / "crashing_update.py"), str(kill_at)),
             *(sources.url, str(dest), "--image-size", str(SMALL.canvas)),
         ],
         capture_output=True,

@@ -13,7 +13,7 @@ from catalog import open_catalog
 from flows.build import BuildParameters, input_hash
 from flows.cli import main
 from flows.ingest import ingest
-from flows.inputs.study import phantom_inputs
+from flows.phantom import phantom_inputs
 from flows.update import ParametersChanged, build, plan_update, update
 from storage.buildlog import read_records
 from storage.location import StoreRef

@@ -10,7 +10,7 @@ from niftis import AFFINE, ct_array, save
 
 from flows.inputs import nifti
 from flows.inputs.nifti import InputError
-from flows.phantom import box_mask
+from flows.maths.boxes import box_mask
 
 
 def _bytes(tmp_path, array, affine=AFFINE, name="v.nii.gz", **header) -> bytes:

@@ -7,7 +7,7 @@ import pytest
 
 from catalog.taxonomy import load_taxonomy
 from flows.inputs.staging import StagedMask, emit, plan_derivation, stage
-from flows.phantom import BoxMask, box_mask
+from flows.maths.boxes import BoxMask, box_mask
 
 TAXONOMY = load_taxonomy()
 SHAPE = (40, 30, 20)

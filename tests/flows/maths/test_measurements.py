@@ -11,7 +11,6 @@ import flows.build
 from catalog import load_taxonomy, open_catalog
 from flows.build import BuildParameters, projected_dataset
 from flows.ingest import ingest
-from flows.inputs.study import PhantomInput
 from flows.maths.measurements import (
     DEFAULT_CUT_POINTS,
     MEASUREMENTS,
@@ -26,7 +25,7 @@ from flows.maths.measurements import (
     turning_angle_deg,
 )
 from flows.measure import EXCLUSION_VARIABLES, GRADE_VARIABLES, MEASUREMENT_VARIABLES
-from flows.phantom import PhantomGeometry
+from flows.phantom import PhantomGeometry, PhantomInput
 from flows.update import build
 from storage import dataset as dataset_store
 from storage.location import StoreRef

@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 
 from catalog.taxonomy import load_taxonomy
-from flows.phantom import (
-    DEFAULT_FOV_MM,
-    BoxMask,
-    Phantom,
-    PhantomGeometry,
-    box_mask,
-    make_phantom,
-)
+from flows.maths.boxes import BoxMask, box_mask
+from flows.phantom import DEFAULT_FOV_MM, Phantom, PhantomGeometry, make_phantom
 
 SMALL = (64, 64, 64)
 ANISOTROPIC = (64, 96, 128)

@@ -12,7 +12,7 @@ import pytest
 
 from flows.runtime.allocator import fixed_thresholds
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 _CHURN = """
 import json, resource
 import numpy as np

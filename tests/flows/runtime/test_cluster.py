@@ -19,7 +19,7 @@ from distributed.security import Security
 from flows.build import BuildParameters
 from flows.cli import main
 from flows.ingest import ingest
-from flows.inputs.study import phantom_inputs
+from flows.phantom import phantom_inputs
 from flows.update import build
 from storage.location import StoreRef
 
