@@ -23,25 +23,12 @@ import xarray as xr
 
 from catalog.taxonomy import SYSTEMS
 from flows.maths.bootstrap import LEVEL, RESAMPLES, SEED, ratio_of_sums_ci
+from flows.maths.footprint import FootprintSummary
 from flows.maths.measurements import DEFAULT_CUT_POINTS, CutPoints
 from flows.measure import MEASUREMENT_VARIABLES, exclusion_table, summary_table
 from flows.reports.tables import Table
 
 READ_VARIABLES: tuple[str, ...] = ("footprint", "available", "pixel_spacing")
-
-
-@dataclass(frozen=True)
-class FootprintSummary:
-    """Mean footprint per (system, view) with its interval and mask counts, for tables and
-    figures."""
-
-    systems: tuple[str, ...]
-    views: tuple[str, ...]
-    mean: np.ndarray  # (system, view) pixels
-    low: np.ndarray
-    high: np.ndarray
-    masks: np.ndarray  # (system, view) non-empty masks of available classes
-    image_pixels: int
 
 
 @dataclass(frozen=True)

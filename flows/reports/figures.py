@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from flows.maths.footprint import FootprintSummary
 from flows.maths.measurements import CONDITION_OF, GRADES, MEASUREMENTS, CutPoints
-from flows.stats import FootprintSummary
 
 VIEW_COLOURS = {"PA": "#0072B2", "LL": "#E69F00"}
 GRADE_COLOURS = ("#009E73", "#F0E442", "#E69F00", "#D55E00")  # negative .. severe
