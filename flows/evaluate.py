@@ -26,8 +26,9 @@ import numpy as np
 import xarray as xr
 
 from catalog.reader import open_catalog, select
-from flows.aggregate import class_means, number, partition_rows, per_class_table, summary_table
+from flows.aggregate import class_means, partition_rows
 from flows.maths.metrics import METRICS, MetricOptions, pair_metrics
+from flows.reports.evaluation import number, per_class_table, summary_table
 from flows.reports.tables import to_csv, to_markdown
 from flows.runtime.failure import capture, log_details
 from storage.location import StoreRef

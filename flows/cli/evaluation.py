@@ -1,31 +1,42 @@
 """The ``rga evaluate``, ``rga compare`` and ``rga atlas`` commands, and the demo's last step.
 
-Registered on the ``rga`` parser by ``flows/cli/main.py``; errors are raised as ``ValueError``,
-``KeyError`` or ``FileNotFoundError`` sentences, which the CLI prints without a traceback.
+Registered on the ``rga`` parser by ``flows/cli/main.py``; shared options, exit codes and where
+output goes are in ``flows/cli/options.py``: what the arguments name is checked first (a usage
+error, 2), then stores and data are read (``ValueError``, ``KeyError`` or ``FileNotFoundError``:
+bad input, 1); either is printed as one sentence without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flows.aggregate import HEADLINE, class_means, models_table, partition_rows, summary_table
+from flows.aggregate import HEADLINE, class_means, models_table, partition_rows
 from flows.atlas import AtlasSummary, predict_atlas, split_studies
-from flows.cli.options import positive_int
-from flows.compare import UNITS, compare_models, pairs_table, tests_table
+from flows.cli.options import (
+    UsageError,
+    add_cluster_options,
+    add_storage_options,
+    cluster,
+    note,
+    positive_int,
+    probability,
+    quiet,
+    storage_options,
+    store,
+    usage_errors,
+)
+from flows.compare import UNITS, compare_models
 from flows.evaluate import EvaluateSummary, Predictions, evaluate, summary_title
 from flows.maths.metrics import METRICS, MetricOptions
+from flows.reports.comparison import pairs_table, tests_table
+from flows.reports.evaluation import summary_table
 from flows.reports.tables import to_csv, to_markdown, to_text
-from flows.runtime.cluster import ClusterOptions, dask_client
-from storage.location import StoreRef, parse_storage_options
+from storage.location import StoreRef
 from storage.masks import PngFolder, is_dataset_store
 from storage.results import RESULTS_STORE, child, open_results, write_text
-
-AddClusterOptions = Callable[[argparse.ArgumentParser], None]
-ReadClusterOptions = Callable[[argparse.Namespace], ClusterOptions]
 
 _EVALUATE_HELP = (
     "Score predicted masks against the ground truth of a dataset store: Dice, IoU, HD95, ASD, "
@@ -47,21 +58,8 @@ _ATLAS_HELP = (
 )
 
 
-def register(
-    commands: Any,
-    cluster_options: AddClusterOptions,
-    cluster: ReadClusterOptions,
-    storage_options: AddClusterOptions | None = None,
-) -> None:
-    """Add the evaluation commands to the ``rga`` sub-command parsers.
-
-    ``storage_options`` adds the shared ``--storage-option KEY=VALUE`` flag (fsspec options
-    for every URL the command opens), as the other commands have it.
-    """
-    add_storage = storage_options or (lambda parser: None)
-    run_evaluate = functools.partial(_run_evaluate, cluster=cluster)
-    run_atlas = functools.partial(_run_atlas, cluster=cluster)
-
+def register(commands: Any) -> None:
+    """Add the evaluation commands to the ``rga`` sub-command parsers."""
     evaluate_cmd = commands.add_parser(
         "evaluate", help="score predicted masks against a dataset", description=_EVALUATE_HELP
     )
@@ -70,9 +68,9 @@ def register(
     evaluate_cmd.add_argument("--gt", required=True, help="ground-truth dataset store")
     evaluate_cmd.add_argument("--split", help="evaluate only the studies of this split")
     _metric_options(evaluate_cmd)
-    add_storage(evaluate_cmd)
-    cluster_options(evaluate_cmd)
-    evaluate_cmd.set_defaults(run=run_evaluate)
+    add_storage_options(evaluate_cmd)
+    add_cluster_options(evaluate_cmd)
+    evaluate_cmd.set_defaults(run=_run_evaluate)
 
     compare_cmd = commands.add_parser(
         "compare", help="paired statistics between evaluated models", description=_COMPARE_HELP
@@ -95,9 +93,9 @@ def register(
     )
     compare_cmd.add_argument("--bootstrap", type=positive_int, default=10_000, help="resamples")
     compare_cmd.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    compare_cmd.add_argument("--alpha", type=_probability, default=0.05, help="default 0.05")
+    compare_cmd.add_argument("--alpha", type=probability, default=0.05, help="default 0.05")
     compare_cmd.add_argument("--out", help="folder for comparison.md and comparison.csv")
-    add_storage(compare_cmd)
+    add_storage_options(compare_cmd)
     compare_cmd.set_defaults(run=_run_compare)
 
     atlas_cmd = commands.add_parser(
@@ -108,11 +106,11 @@ def register(
     atlas_cmd.add_argument("--train-split", default="train", help="atlas from (default train)")
     atlas_cmd.add_argument("--split", default="valid", help="predict for (default valid)")
     atlas_cmd.add_argument(
-        "--threshold", type=_probability, default=0.5, help="share of studies (default 0.5)"
+        "--threshold", type=probability, default=0.5, help="share of studies (default 0.5)"
     )
-    add_storage(atlas_cmd)
-    cluster_options(atlas_cmd)
-    atlas_cmd.set_defaults(run=run_atlas)
+    add_storage_options(atlas_cmd)
+    add_cluster_options(atlas_cmd)
+    atlas_cmd.set_defaults(run=_run_atlas)
 
 
 def _metric_options(parser: argparse.ArgumentParser) -> None:
@@ -131,29 +129,14 @@ def _metric_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1]")
-    return value
+def _progress(what: str, args: argparse.Namespace) -> Callable[[int, int], None]:
+    """Studies done, on stderr (none with --quiet)."""
 
-
-def _progress(what: str) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
-        print(f"  {what}: {done}/{total} studies", flush=True)
+        if not quiet(args):
+            note(f"  {what}: {done}/{total} studies")
 
     return report
-
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return parse_storage_options(getattr(args, "storage_option", None) or [])
-
-
-def _ref(url: str, args: argparse.Namespace) -> StoreRef:
-    return StoreRef(url, _options(args))
 
 
 def prediction_source(location: str, options: dict[str, Any] | None = None) -> Predictions:
@@ -169,15 +152,21 @@ def prediction_source(location: str, options: dict[str, Any] | None = None) -> P
     raise FileNotFoundError(f"no prediction store or folder of PNG masks at {location}")
 
 
-def _run_evaluate(args: argparse.Namespace, cluster: ReadClusterOptions) -> int:
-    gt = _ref(args.gt, args)
+def _run_evaluate(args: argparse.Namespace) -> int:
+    with usage_errors(ValueError):
+        options = MetricOptions(tolerance_mm=args.tolerance_mm, match_iou=args.match_iou)
+    gt = store(args.gt, args)
     if not is_dataset_store(gt):
         raise FileNotFoundError(f"no ground-truth dataset store at {args.gt}")
-    options = MetricOptions(tolerance_mm=args.tolerance_mm, match_iou=args.match_iou)
-    predictions = prediction_source(args.pred, _options(args))
-    dest = _ref(args.dest, args)
-    with dask_client(cluster(args)):
-        progress = _progress("evaluate")
+    if args.split is not None:
+        from catalog.reader import open_catalog, select
+
+        with usage_errors(KeyError):  # --split names no split of the dataset
+            select(open_catalog(gt), split=args.split)
+    predictions = prediction_source(args.pred, storage_options(args))
+    dest = store(args.dest, args)
+    with cluster(args):
+        progress = _progress("evaluate", args)
         summary = evaluate(gt, predictions, dest, options, split=args.split, on_batch=progress)
     print_evaluation(summary)
     print(headline(dest))
@@ -185,18 +174,17 @@ def _run_evaluate(args: argparse.Namespace, cluster: ReadClusterOptions) -> int:
 
 
 def print_evaluation(summary: EvaluateSummary) -> None:
-    """What was evaluated, what failed, and which studies could not be paired."""
-    print(
-        f"Evaluated {len(summary.evaluated)} studies into {summary.dest} in {summary.seconds:.1f} s"
-    )
+    """What was evaluated (stdout); what failed and which studies could not be paired (stderr)."""
+    evaluated, seconds = len(summary.evaluated), summary.seconds
+    print(f"Evaluated {evaluated} studies into {summary.dest} in {seconds:.1f} s", flush=True)
     for study_id, error in summary.failed.items():
-        print(f"  FAILED {study_id}: {error}")
+        note(f"  FAILED {study_id}: {error}")
     if summary.missing:
         count = len(summary.missing)
-        print(f"  {count} ground-truth studies have no prediction: {_some(summary.missing)}")
+        note(f"  {count} ground-truth studies have no prediction: {_some(summary.missing)}")
     if summary.unknown:
         count = len(summary.unknown)
-        print(f"  {count} predicted studies are not in the ground truth: {_some(summary.unknown)}")
+        note(f"  {count} predicted studies are not in the ground truth: {_some(summary.unknown)}")
 
 
 def _some(names: list[str], limit: int = 10) -> str:
@@ -212,12 +200,14 @@ def headline(dest: StoreRef) -> str:
 
 def _run_compare(args: argparse.Namespace) -> int:
     names = args.names or [Path(r.rstrip("/")).name for r in args.results]
+    if len(args.results) < 2:
+        raise UsageError("a comparison needs the results of at least two models")
     if len(names) != len(args.results):
-        raise ValueError(f"{len(args.results)} results but {len(names)} names")
+        raise UsageError(f"{len(args.results)} results but {len(names)} names")
     if len(set(names)) != len(names):
-        raise ValueError("model names must be unique; give them with --names")
+        raise UsageError("model names must be unique; give them with --names")
     paths = zip(names, args.results, strict=True)
-    results = {name: open_results(_ref(path, args)) for name, path in paths}
+    results = {name: open_results(store(path, args)) for name, path in paths}
     comparison = compare_models(
         results,
         args.metric,
@@ -229,7 +219,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     models, pairs = models_table(results, comparison.studies), pairs_table(comparison)
     print(to_text(models) + "\n" + to_text(pairs), end="")
     if args.out:
-        out = _ref(args.out, args)
+        out = store(args.out, args)
         write_text(child(out, "comparison.md"), to_markdown(models) + "\n" + to_markdown(pairs))
         write_text(child(out, "models.csv"), to_csv(models))
         write_text(child(out, "comparison.csv"), to_csv(tests_table(comparison)))
@@ -237,14 +227,22 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_atlas(args: argparse.Namespace, cluster: ReadClusterOptions) -> int:
-    gt = _ref(args.gt, args)
+def _run_atlas(args: argparse.Namespace) -> int:
+    gt = store(args.gt, args)
     if not is_dataset_store(gt):
         raise FileNotFoundError(f"no dataset store at {args.gt}")
     train, targets = split_studies(gt, args.train_split), split_studies(gt, args.split)
-    with dask_client(cluster(args)):
+    for studies, role in ((train, "training"), (targets, "target")):
+        if not studies:  # --train-split or --split names no committed study
+            raise UsageError(f"the atlas needs at least one {role} study")
+    with cluster(args):
         summary = predict_atlas(
-            gt, _ref(args.dest, args), train, targets, args.threshold, on_batch=_progress("atlas")
+            gt,
+            store(args.dest, args),
+            train,
+            targets,
+            args.threshold,
+            on_batch=_progress("atlas", args),
         )
     _print_atlas(summary)
     return 0

@@ -1,496 +1,88 @@
-"""The ``rga`` command line: demo, ingest, build, info; evaluate, compare, atlas."""
+"""The ``rga`` command line: the parser, the dispatch to the command groups, and exit codes.
+
+Command groups: ``dataset`` (demo, ingest, build, update, log, info), ``evaluation``
+(evaluate, compare, atlas) and ``reports`` (stats, measure, preview). Shared options and the
+conventions (exit codes, stdout for data and stderr for the rest) are in ``options``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import textwrap
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
-from distributed import Client
-
-from catalog.totalsegmentator import parse_class_map, parse_name_map
-from flows.build import BuildParameters
+from flows.cli import dataset as cli_dataset
 from flows.cli import evaluation as cli_evaluation
 from flows.cli import reports as cli_reports
-from flows.cli.options import positive_int
-from flows.ingest import IngestSummary, ingest
-from flows.inputs.layouts import LAYOUTS as FILE_LAYOUTS
-from flows.inputs.layouts import LayoutOptions, discover
-from flows.maths.projection import ATTENUATION_MODELS, CANVAS
-from flows.phantom import phantom_inputs
-from flows.runtime.cluster import ClusterOptions, dask_client
-from flows.runtime.progress import Progress
-from flows.update import UpdateSummary, build, update
-from storage.buildlog import read_records
-from storage.files import Folder, read_text
-from storage.location import StoreRef, parse_storage_options
+from flows.cli.options import EXIT_BAD_INPUT, EXIT_USAGE, UsageError, add_verbosity, sentence
+from flows.runtime.cluster import SchedulerUnreachable
+from flows.update import ParametersChanged
 from storage.lock import StoreLocked
 
 log = logging.getLogger("rga")
-LAYOUTS = ("phantom", *FILE_LAYOUTS)
-SHOWN_PER_KIND = 20  # failures (and warnings) listed on the terminal; the report has them all
 
-
-class UsageError(Exception):
-    """A problem with what the user asked for, reported as one sentence."""
+# Refusals that a flag resolves (--scheduler, --rebuild, --wait): usage errors, exit status 2.
+_FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked)
+# Raised while reading stores and data, after the arguments were checked: bad input, status 1.
+_BAD_INPUT = (ValueError, KeyError, FileNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rga`` console script; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # argparse's own errors exit with status 2
     _configure_logging(args.verbose)
     try:
         return args.run(args)
-    except (UsageError, ValueError, KeyError, FileNotFoundError, StoreLocked) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"rga {args.command}: error: {message}", file=sys.stderr)
-        log.debug("details", exc_info=True)
-        return 2
+    except (UsageError, *_FIXED_BY_A_FLAG) as error:
+        return _error(args, error, EXIT_USAGE)
+    except _BAD_INPUT as error:
+        return _error(args, error, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("rga: interrupted; committed studies are intact", file=sys.stderr)
         return 130
 
 
+def _error(args: argparse.Namespace, error: BaseException, code: int) -> int:
+    print(f"rga {args.command}: error: {sentence(error)}", file=sys.stderr)
+    log.debug("details", exc_info=True)
+    return code
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text at spaces only: flags and config keys (``rga.storage-options``) stay
+    whole, so they can be copied from ``--help``."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(**kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rga",
         description="Build anatomy-labelled chest radiographs (PA and lateral, one mask per "
         "class) from CT volumes and their 3D masks.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo", help="generate phantom studies, ingest and build them", description=_DEMO_HELP
+    add_verbosity(parser, command=False)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    demo.add_argument("dir", nargs="?", default="rga-demo", help="output folder (default rga-demo)")
-    demo.add_argument(
-        "--studies", type=positive_int, default=5, help="how many phantoms (default 5)"
-    )
-    _phantom_options(demo, default_shape=(128, 128, 160))
-    _build_options(demo)
-    _cluster_options(demo)
-    demo.set_defaults(run=_run_demo)
-
-    ingest_cmd = commands.add_parser(
-        "ingest", help="write study inputs into a sources store", description=_INGEST_HELP
-    )
-    ingest_cmd.add_argument("input", nargs="?", help="input folder or URL (not for phantom)")
-    ingest_cmd.add_argument("sources", help="sources store to write (path or URL)")
-    ingest_cmd.add_argument("--layout", choices=LAYOUTS, required=True, help="input layout")
-    ingest_cmd.add_argument("--studies", type=positive_int, default=5, help="phantom: how many")
-    _phantom_options(ingest_cmd, default_shape=(128, 128, 160))
-    _layout_options(ingest_cmd)
-    _storage_options(ingest_cmd)
-    _cluster_options(ingest_cmd)
-    ingest_cmd.set_defaults(run=_run_ingest)
-
-    build_cmd = commands.add_parser(
-        "build", help="project a sources store into a dataset store", description=_BUILD_HELP
-    )
-    build_cmd.add_argument("sources", help="sources store (path or URL)")
-    build_cmd.add_argument("dest", help="dataset store to create (path or URL); replaced")
-    _build_options(build_cmd)
-    _storage_options(build_cmd)
-    _cluster_options(build_cmd)
-    build_cmd.set_defaults(run=_run_build)
-
-    update_cmd = commands.add_parser(
-        "update",
-        help="build only new and changed studies into a dataset store",
-        description=_UPDATE_HELP,
-    )
-    update_cmd.add_argument("sources", help="sources store (path or URL)")
-    update_cmd.add_argument("dest", help="dataset store (path or URL); created if missing")
-    update_cmd.add_argument(
-        "--prune", action="store_true", help="remove studies that are gone from SOURCES"
-    )
-    update_cmd.add_argument(
-        "--rebuild", action="store_true", help="rebuild every study (e.g. new parameters)"
-    )
-    update_cmd.add_argument(
-        "--wait", action="store_true", help="queue behind another update of DEST instead of exiting"
-    )
-    _build_options(update_cmd)
-    _storage_options(update_cmd)
-    _cluster_options(update_cmd)
-    update_cmd.set_defaults(run=_run_update)
-
-    log_cmd = commands.add_parser("log", help="show the build log of a dataset store")
-    log_cmd.add_argument("dest", help="dataset store (path or URL)")
-    log_cmd.set_defaults(run=_run_log)
-
-    info = commands.add_parser("info", help="describe a dataset store")
-    info.add_argument("dest", help="dataset store (path or URL)")
-    _storage_options(info)
-    info.set_defaults(run=_run_info)
-    cli_evaluation.register(commands, _cluster_options, _cluster, _storage_options)
-    cli_reports.register(commands, _cluster_options, _cluster)  # stats, measure, preview
+    cli_dataset.register(commands)  # demo, ingest, build, update, log, info
+    cli_evaluation.register(commands)  # evaluate, compare, atlas
+    cli_reports.register(commands)  # stats, measure, preview
+    for command in commands.choices.values():
+        add_verbosity(command)
     return parser
-
-
-_DEMO_HELP = (
-    "Generate phantom thorax CTs with all 210 classes, ingest them into DIR/sources.zarr, "
-    "build DIR/dataset.zarr, and print how to open it; then predict the valid split with the "
-    "mean-shape atlas of the train split (DIR/atlas.zarr), evaluate it (DIR/atlas-evaluation) "
-    "and print the headline table."
-)
-_INGEST_HELP = (
-    "Write studies into a sources store (CT int16 + sparse 3D masks), one task per study; a bad "
-    "study is reported and the others are written. Layouts: radgenome (CT-RATE-named volumes "
-    "with seg_<volume>/<class>.nii.gz masks; geometry from --spacing/--orientation), "
-    "totalsegmentator (<study>/ct.nii.gz with segmentations/<name>.nii.gz or one multi-label "
-    "segmentations.nii.gz), generic (<study>/ct.nii.gz with masks/<class>.nii.gz). INPUT and "
-    "SOURCES are paths or URLs (s3://...). With --layout phantom there is no INPUT: synthetic "
-    "studies are generated (--studies, --shape, --seed). Failures go to SOURCES.failures.json."
-)
-_UPDATE_HELP = (
-    "Bring DEST up to date with SOURCES: hash each study's inputs with the build parameters, "
-    "build only new and changed studies, commit each batch atomically, and log the run. "
-    "Unchanged studies are not read. A second update with nothing new changes no byte."
-)
-_BUILD_HELP = (
-    "Project every complete study of SOURCES into PA and lateral radiographs with one mask per "
-    "class, footprints and region masks, and write the dataset store DEST."
-)
-
-
-def _phantom_options(parser: argparse.ArgumentParser, default_shape: tuple[int, ...]) -> None:
-    parser.add_argument(
-        "--shape",
-        type=positive_int,
-        nargs=3,
-        default=list(default_shape),
-        metavar=("I", "J", "K"),
-        help=f"phantom voxels (default {' '.join(map(str, default_shape))})",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
-
-
-def _build_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--image-size", type=positive_int, default=CANVAS, help=f"pixels (default {CANVAS})"
-    )
-    parser.add_argument(
-        "--attenuation",
-        choices=ATTENUATION_MODELS,
-        default="linear",
-        help="linear line integral (paper, default) or exponential 1-exp(-integral)",
-    )
-
-
-def _cluster_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("cluster")
-    group.add_argument(
-        "--scheduler",
-        help="address of a running Dask scheduler (else DASK_SCHEDULER_ADDRESS); "
-        "'threads' or 'synchronous' runs in this process without a cluster",
-    )
-    group.add_argument("--workers", type=positive_int, help="local cluster: worker processes")
-    group.add_argument(
-        "--threads-per-worker", type=positive_int, default=1, help="local cluster (default 1)"
-    )
-    group.add_argument("--memory-limit", default="auto", help="local cluster: per worker")
-    group.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress lines (studies done, rate, ETA, failures) on stderr: logs and "
-        "the summary only",
-    )
-
-
-def _cluster(args: argparse.Namespace) -> ClusterOptions:
-    return ClusterOptions(args.scheduler, args.workers, args.threads_per_worker, args.memory_limit)
-
-
-def _params(args: argparse.Namespace) -> BuildParameters:
-    return BuildParameters(canvas=args.image_size, attenuation=args.attenuation)
-
-
-def _progress(what: str, args: argparse.Namespace) -> Progress:
-    """The progress display of one step: ``on_batch`` itself, ``.failed`` as ``on_failure``."""
-    return Progress(what, quiet=getattr(args, "quiet", False))
-
-
-def _print_dashboard(client: Client | None, args: argparse.Namespace) -> None:
-    if client is not None and not args.quiet:
-        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    folder = Path(args.dir)
-    sources, dest = StoreRef(str(folder / "sources.zarr")), StoreRef(str(folder / "dataset.zarr"))
-    inputs = phantom_inputs(args.studies, tuple(args.shape), args.seed)
-    params = _params(args)
-    with dask_client(_cluster(args)) as client:
-        if client is not None:
-            print(f"Dask dashboard: {client.dashboard_link}")
-        progress = _progress("ingest", args)
-        ingested = ingest(inputs, sources, on_batch=progress, on_failure=progress.failed)
-        progress.finish()
-        _print_ingest(ingested)
-        progress = _progress("build", args)
-        built = build(sources, dest, params, on_batch=progress, on_failure=progress.failed)
-        progress.finish()
-        baseline = cli_evaluation.demo_baseline(folder, dest)
-    _print_build(built)
-    _print_info(dest)
-    print(baseline)
-    return 0 if not (ingested.failed or built.failed) else 1
-
-
-def _run_ingest(args: argparse.Namespace) -> int:
-    _check_layout_flags(args)
-    sources = _store(args.sources, args)
-    if args.layout == "phantom":
-        if args.input is not None:
-            raise UsageError("the phantom layout takes no INPUT, only SOURCES")
-        inputs = phantom_inputs(args.studies, tuple(args.shape), args.seed)
-        run_info = {"layout": "phantom"}
-    else:
-        if args.input is None:
-            raise UsageError(f"the {args.layout} layout needs INPUT and SOURCES")
-        root = Folder(args.input, parse_storage_options(args.storage_option or []))
-        inputs = discover(args.layout, root, _layout_settings(args))
-        if not inputs:
-            raise UsageError(f"no {args.layout} studies found under {args.input}")
-        run_info = {"layout": args.layout, "input": args.input}
-    print(f"Ingesting {len(inputs)} studies ({args.layout} layout) into {args.sources}")
-    with dask_client(_cluster(args)) as client:
-        _print_dashboard(client, args)
-        progress = _progress("ingest", args)  # started once the cluster is up: honest rates
-        summary = ingest(
-            inputs, sources, on_batch=progress, on_failure=progress.failed, run_info=run_info
-        )
-    progress.finish()
-    _print_ingest(summary)
-    return 0 if not summary.failed else 1
-
-
-def _layout_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("input layouts")
-    group.add_argument(
-        "--study",
-        action="append",
-        metavar="ID",
-        help="ingest only this study (repeatable; default: every study found)",
-    )
-    group.add_argument(
-        "--split", help="totalsegmentator, generic: the split of every study (default unspecified)"
-    )
-    group.add_argument(
-        "--spacing",
-        type=positive_int_float,
-        nargs=3,
-        metavar=("I", "J", "K"),
-        help="radgenome: voxel spacing in mm along the array axes (default 1 1 3)",
-    )
-    group.add_argument(
-        "--orientation", help="radgenome: where the array axes point, like RAS (default) or LPS"
-    )
-    group.add_argument(
-        "--masks",
-        metavar="URL",
-        help="radgenome: where the seg_<volume> folders are (default INPUT)",
-    )
-    group.add_argument(
-        "--class-map",
-        metavar="CSV",
-        help="totalsegmentator multi-label: id,name table (default: TotalSegmentator v2 'total')",
-    )
-    group.add_argument(
-        "--label-map",
-        metavar="CSV",
-        help="totalsegmentator: table totalsegmentator,class of names to classes "
-        "(default: the packaged catalog/totalsegmentator_map.csv)",
-    )
-
-
-def _storage_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--storage-option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="fsspec option for URLs (repeatable; JSON values allowed), e.g. "
-        "endpoint_url=http://127.0.0.1:9000; also read from the Dask config key "
-        "rga.storage-options, and s3fs reads AWS_* itself: keep secrets out of command lines",
-    )
-
-
-_LAYOUT_FLAGS = {
-    "split": ("totalsegmentator", "generic"),
-    "spacing": ("radgenome",),
-    "orientation": ("radgenome",),
-    "masks": ("radgenome",),
-    "class_map": ("totalsegmentator",),
-    "label_map": ("totalsegmentator",),
-    "study": FILE_LAYOUTS,
-}
-
-
-def _check_layout_flags(args: argparse.Namespace) -> None:
-    for name, layouts in _LAYOUT_FLAGS.items():
-        if getattr(args, name) is not None and args.layout not in layouts:
-            flag = "--" + name.replace("_", "-")
-            names = ", ".join(layouts[:-1]) + (" and " if len(layouts) > 1 else "") + layouts[-1]
-            raise UsageError(f"{flag} applies to the {names} layout{'s' * (len(layouts) > 1)} only")
-
-
-def _layout_settings(args: argparse.Namespace) -> LayoutOptions:
-    options = parse_storage_options(args.storage_option or [])
-    settings: dict = {"studies": tuple(args.study) if args.study else None}
-    if args.split is not None:
-        settings["split"] = args.split
-    if args.spacing is not None:
-        settings["spacing"] = tuple(args.spacing)
-    if args.orientation is not None:
-        settings["orientation"] = args.orientation
-    if args.masks is not None:
-        settings["masks"] = Folder(args.masks, options)
-    if args.class_map is not None:
-        settings["class_map"] = parse_class_map(read_text(args.class_map, options), args.class_map)
-    if args.label_map is not None:
-        settings["name_map"] = parse_name_map(read_text(args.label_map, options), args.label_map)
-    return LayoutOptions(**settings)
-
-
-def _store(url: str, args: argparse.Namespace) -> StoreRef:
-    """A store address with the command's --storage-option flags."""
-    return StoreRef(url, parse_storage_options(getattr(args, "storage_option", None) or []))
-
-
-def positive_int_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of mm")
-    return value
-
-
-def _run_build(args: argparse.Namespace) -> int:
-    sources, dest, params = _store(args.sources, args), _store(args.dest, args), _params(args)
-    if not sources.exists():
-        raise UsageError(f"no sources store at {args.sources}; create one with `rga ingest`")
-    with dask_client(_cluster(args)) as client:
-        _print_dashboard(client, args)
-        progress = _progress("build", args)
-        summary = build(sources, dest, params, on_batch=progress, on_failure=progress.failed)
-    progress.finish()
-    _print_build(summary)
-    return 0 if not summary.failed else 1
-
-
-def _run_update(args: argparse.Namespace) -> int:
-    sources, dest, params = _store(args.sources, args), _store(args.dest, args), _params(args)
-    if not sources.exists():
-        raise UsageError(f"no sources store at {args.sources}; create one with `rga ingest`")
-    with dask_client(_cluster(args)) as client:
-        _print_dashboard(client, args)
-        progress = _progress("update", args)
-        summary = update(
-            sources,
-            dest,
-            params,
-            rebuild=args.rebuild,
-            prune=args.prune,
-            wait=args.wait,
-            on_batch=progress,
-            on_failure=progress.failed,
-        )
-    progress.finish()
-    _print_build(summary)
-    return 0 if not summary.failed else 1
-
-
-def _run_log(args: argparse.Namespace) -> int:
-    dest = StoreRef(args.dest)
-    if not dest.exists():
-        raise UsageError(f"no dataset store at {args.dest}")
-    records = read_records(dest)
-    if not records:
-        print(f"{dest.url} has no build log")
-    for r in records:
-        failed = f", {len(r['failed'])} failed" if r["failed"] else ""
-        print(
-            f"{r['time']}  +{len(r['added'])} added, {len(r['changed'])} changed, "
-            f"{len(r['removed'])} removed{failed}, {r['unchanged']} unchanged; "
-            f"{r['parameters']}; rga {r['version']}; {r['seconds']} s"
-        )
-    return 0
-
-
-def _run_info(args: argparse.Namespace) -> int:
-    dest = _store(args.dest, args)
-    if not dest.exists():
-        raise UsageError(f"no dataset store at {args.dest}")
-    _print_info(dest)
-    return 0
-
-
-def _print_ingest(summary: IngestSummary) -> None:
-    failed = f"; {len(summary.failed)} FAILED" if summary.failed else ""
-    warned = f"; {len(summary.warnings)} with warnings" if summary.warnings else ""
-    print(
-        f"Ingested {len(summary.ingested)} studies into {summary.sources} "
-        f"in {summary.seconds:.1f} s{failed}{warned}"
-    )
-    for kind, items in (("FAILED", summary.failed), ("WARNING", summary.warnings)):
-        lines = [(s, m) for s, messages in items.items() for m in _as_list(messages)]
-        for study_id, message in lines[:SHOWN_PER_KIND]:
-            print(f"  {kind} {_printable(study_id)}: {message}")
-        if len(lines) > SHOWN_PER_KIND:
-            print(f"  ... and {len(lines) - SHOWN_PER_KIND} more {kind.lower()} lines")
-    if summary.report and (summary.failed or summary.warnings):
-        print(f"Report: {summary.report}")
-
-
-def _as_list(messages: str | list[str]) -> list[str]:
-    return [messages] if isinstance(messages, str) else list(messages)
-
-
-def _printable(study_id: str) -> str:
-    """A study id safe to print: odd ids (the ones that fail) are shown quoted and escaped."""
-    return study_id if study_id.isprintable() and " " not in study_id else repr(study_id)
-
-
-def _print_build(summary: UpdateSummary) -> None:
-    print(
-        f"Built {len(summary.built)} studies into {summary.dest} in {summary.seconds:.1f} s "
-        f"({len(summary.added)} added, {len(summary.changed)} changed, "
-        f"{len(summary.unchanged)} unchanged, {len(summary.removed)} removed)"
-    )
-    if summary.gone and not summary.removed:
-        print(f"  {len(summary.gone)} studies are gone from the sources (--prune removes them):")
-        print("   ", ", ".join(summary.gone[:20]) + (" ..." if len(summary.gone) > 20 else ""))
-    for study_id, error in summary.failed.items():
-        print(f"  FAILED {study_id}: {error}")
-
-
-def _print_info(dest: StoreRef) -> None:
-    from catalog.reader import open_catalog  # the read side is only needed here
-
-    everything = open_catalog(dest, include_uncommitted=True)
-    ds = open_catalog(dest)
-    splits = {str(s): int((ds["split"] == s).sum()) for s in sorted(set(ds["split"].values))}
-    params = everything.attrs.get("rga_parameters", {})
-    print(f"Dataset {dest.url}")
-    print(f"  studies: {ds.sizes['study']} committed of {everything.sizes['study']} ({splits})")
-    views = ", ".join(map(str, ds["view"].values))
-    print(f"  views: {views}; images {ds.sizes['y']} x {ds.sizes['x']}")
-    print(f"  labels: {ds.sizes['label']} classes in {ds.sizes['region']} regions")
-    masks = ds.sizes["study"] * ds.sizes["view"] * ds.sizes["label"]
-    print(f"  masks: {masks:,}; parameters {params}")
-    print("Open it lazily with:")
-    print("  from catalog import open_catalog, select")
-    print(f"  ds = open_catalog({dest.url!r})")
-    print('  heart = select(ds, label="heart", view="PA").mask')
 
 
 _CREDENTIAL_LOGGERS = ("botocore", "aiobotocore", "boto3", "s3transfer", "urllib3", "s3fs")

@@ -1,24 +1,33 @@
 """The ``rga stats``, ``rga measure`` and ``rga preview`` commands: outputs people look at.
 
-Registered on the ``rga`` parser by ``flows/cli/main.py``; errors are raised as ``ValueError``,
-``KeyError`` or ``FileNotFoundError`` sentences, which the CLI prints without a traceback.
+Registered on the ``rga`` parser by ``flows/cli/main.py``; shared options, exit codes and where
+output goes are in ``flows/cli/options.py``: what the arguments name is checked first (a usage
+error, 2), then stores and data are read (``ValueError``, ``KeyError`` or ``FileNotFoundError``:
+bad input, 1); either is printed as one sentence without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from flows.cli.options import (
+    UsageError,
+    add_cluster_options,
+    add_storage_options,
+    cluster,
+    note,
+    storage_options,
+    store,
+    usage_errors,
+)
 from flows.maths.bootstrap import RESAMPLES, SEED
 from flows.maths.measurements import CutPoints
 from flows.reports.tables import Table, to_text, write_report
-from flows.runtime.cluster import ClusterOptions, dask_client
-from storage.location import StoreRef
+from storage.masks import PngFolder
 
-AddClusterOptions = Callable[[argparse.ArgumentParser], None]
-ReadClusterOptions = Callable[[argparse.Namespace], ClusterOptions]
 PER_STUDY_ROWS_SHOWN = 40  # longer per-study tables go to files only
 
 _STATS_HELP = (
@@ -44,9 +53,7 @@ _PREVIEW_HELP = (
 )
 
 
-def register(
-    commands: Any, cluster_options: AddClusterOptions, cluster: ReadClusterOptions
-) -> None:
+def register(commands: Any) -> None:
     """Add the stats, measure and preview commands to the ``rga`` sub-command parsers."""
     stats = commands.add_parser(
         "stats", help="dataset statistics and figures", description=_STATS_HELP
@@ -57,6 +64,7 @@ def register(
     )
     _bootstrap_options(stats)
     _cut_point_options(stats)
+    add_storage_options(stats)
     stats.set_defaults(run=_run_stats)
 
     measure = commands.add_parser(
@@ -83,8 +91,9 @@ def register(
     )
     _bootstrap_options(measure)
     _cut_point_options(measure)
-    cluster_options(measure)
-    measure.set_defaults(run=_with_cluster(_run_measure, cluster))
+    add_storage_options(measure)
+    add_cluster_options(measure)
+    measure.set_defaults(run=_run_measure)
 
     preview = commands.add_parser(
         "preview", help="PNG of one study with coloured overlays", description=_PREVIEW_HELP
@@ -95,6 +104,7 @@ def register(
     preview.add_argument("--systems", nargs="+", metavar="SYSTEM", help="systems (region masks)")
     preview.add_argument("--out", metavar="PNG", help="PNG to write (default preview-STUDY.png)")
     preview.add_argument("--scale", type=int, default=1, help="enlarge each pixel (default 1)")
+    add_storage_options(preview)
     preview.set_defaults(run=_run_preview)
 
 
@@ -130,26 +140,20 @@ def _cut_point_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cut_points(args: argparse.Namespace) -> CutPoints:
-    """The grading cut-points the flags ask for."""
-    return CutPoints(
-        tuple(args.cardiothoracic_ratio),
-        tuple(args.spinal_curvature_deg),
-        tuple(args.kyphosis_deg),
-    )
+    """The grading cut-points the flags ask for (a usage error if they do not increase)."""
+    with usage_errors(ValueError):
+        return CutPoints(
+            tuple(args.cardiothoracic_ratio),
+            tuple(args.spinal_curvature_deg),
+            tuple(args.kyphosis_deg),
+        )
 
 
-def _with_cluster(run: Callable[[argparse.Namespace], int], cluster: ReadClusterOptions):
-    def run_on_cluster(args: argparse.Namespace) -> int:
-        with dask_client(cluster(args)):
-            return run(args)
-
-    return run_on_cluster
-
-
-def _open_catalog(url: str):
+def _open_catalog(url: str, args: argparse.Namespace):
+    """The dataset store at ``url``, with the command's storage options; bad input if none."""
     from catalog.reader import open_catalog
 
-    ref = StoreRef(url)
+    ref = store(url, args)
     if not ref.exists():
         raise FileNotFoundError(f"no dataset store at {url}")
     return open_catalog(ref)
@@ -165,7 +169,7 @@ def _run_stats(args: argparse.Namespace) -> int:
 
     grading = cut_points(args)
     _check_bootstrap(args)
-    stats = dataset_statistics(_open_catalog(args.dest), grading, args.bootstrap, args.seed)
+    stats = dataset_statistics(_open_catalog(args.dest, args), grading, args.bootstrap, args.seed)
     _print_tables(stats.tables)
     if args.out:
         from flows.reports.figures import footprint_figure, measurements_figure, save_figure
@@ -186,59 +190,77 @@ def _run_stats(args: argparse.Namespace) -> int:
 
 
 def _run_measure(args: argparse.Namespace) -> int:
-    from flows.measure import (
-        agreement_by_condition,
+    from flows.measure import measure
+    from flows.predictions import open_predictions
+    from flows.references import agreement_by_condition, read_reference_grades
+    from flows.reports.measurement import (
         agreement_tables,
         exclusion_table,
-        measure,
-        open_predictions,
         per_study_table,
-        read_reference_grades,
         summary_table,
     )
 
     grading = cut_points(args)
     _check_bootstrap(args)
-    reference_grades = read_reference_grades(args.reference) if args.reference else None
-    dataset = _open_catalog(args.dest) if args.dest else None
-    predictions = open_predictions(
-        args.pred, reference=dataset, pixel_spacing=args.pixel_spacing, image_size=args.image_size
-    )
-    result = measure(predictions, grading, args.pred)
-    per_study = per_study_table(result.measured)
-    tables = [summary_table(result.measured, grading), exclusion_table(result.measured)]
-    if reference_grades is not None:
-        agreements = agreement_by_condition(
-            result.measured, reference_grades, args.bootstrap, args.seed
+    with usage_errors():  # the --reference file is part of the arguments, as --class-map is
+        reference_grades = read_reference_grades(args.reference) if args.reference else None
+    options = storage_options(args)
+    _check_pixel_spacing(args, options)
+    dataset = _open_catalog(args.dest, args) if args.dest else None
+    with cluster(args):
+        predictions = open_predictions(
+            args.pred,
+            options,
+            reference=dataset,
+            pixel_spacing=args.pixel_spacing,
+            image_size=args.image_size,
         )
-        tables += agreement_tables(agreements)
-    if len(per_study.rows) <= PER_STUDY_ROWS_SHOWN:
-        _print_tables([per_study])
-    _print_tables(tables)
-    if args.out:
-        from flows.reports.figures import measurements_figure, save_figure
+        result = measure(predictions, grading, args.pred)
+        per_study = per_study_table(result.measured)
+        tables = [summary_table(result.measured, grading), exclusion_table(result.measured)]
+        if reference_grades is not None:
+            agreements = agreement_by_condition(
+                result.measured, reference_grades, args.bootstrap, args.seed
+            )
+            tables += agreement_tables(agreements)
+        if len(per_study.rows) <= PER_STUDY_ROWS_SHOWN:
+            _print_tables([per_study])
+        _print_tables(tables)
+        if args.out:
+            from flows.reports.figures import measurements_figure, save_figure
 
-        extra = {"predictions": args.pred, "failed": result.failed}
-        written = write_report(args.out, "measurements_report", [per_study, *tables], extra)
-        figure = measurements_figure(result.measured, grading)
-        written.append(save_figure(figure, Path(args.out) / "measurements.png"))
-        print(f"Wrote {len(written)} files into {args.out}")
-    for study, error in result.failed.items():
-        print(f"  FAILED {study}: {error}")
-    return 1 if result.failed else 0
+            extra = {"predictions": args.pred, "failed": result.failed}
+            written = write_report(args.out, "measurements_report", [per_study, *tables], extra)
+            figure = measurements_figure(result.measured, grading)
+            written.append(save_figure(figure, Path(args.out) / "measurements.png"))
+            print(f"Wrote {len(written)} files into {args.out}")
+        for study, error in result.failed.items():
+            note(f"  FAILED {study}: {error}")
+        return 1 if result.failed else 0
+
+
+def _check_pixel_spacing(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """A folder of PNG masks needs --pixel-spacing or --dest: a missing argument (2)."""
+    if args.pixel_spacing is not None or args.dest is not None:
+        return
+    if not store(args.pred, args).exists() and PngFolder(args.pred, options).exists():
+        raise UsageError(
+            "a folder of PNG masks has no pixel spacing: give --pixel-spacing MM or "
+            "--dest DATASET (the dataset the masks were predicted for)"
+        )
 
 
 def _run_preview(args: argparse.Namespace) -> int:
     from flows.reports.preview import save_preview
 
     out = args.out or f"preview-{args.study}.png"
-    path = save_preview(
-        _open_catalog(args.dest), args.study, out, args.labels, args.systems, scale=args.scale
-    )
+    ds = _open_catalog(args.dest, args)
+    with usage_errors(ValueError, KeyError):  # STUDY, --labels, --systems, --out: as named
+        path = save_preview(ds, args.study, out, args.labels, args.systems, scale=args.scale)
     print(f"Wrote {path}")
     return 0
 
 
 def _check_bootstrap(args: argparse.Namespace) -> None:
     if args.bootstrap < 1:
-        raise ValueError(f"--bootstrap must be at least 1, not {args.bootstrap}")
+        raise UsageError(f"--bootstrap must be at least 1, not {args.bootstrap}")

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from flows.maths.footprint import FootprintSummary
+from flows.maths.footprints import FootprintSummary
 from flows.maths.measurements import CONDITION_OF, GRADES, MEASUREMENTS, CutPoints
+from flows.reports.tables import Variables
 
 VIEW_COLOURS = {"PA": "#0072B2", "LL": "#E69F00"}
 GRADE_COLOURS = ("#009E73", "#F0E442", "#E69F00", "#D55E00")  # negative .. severe
@@ -56,7 +56,7 @@ def footprint_figure(summary: FootprintSummary) -> Figure:
     return fig
 
 
-def measurements_figure(measured: xr.Dataset, cut_points: CutPoints) -> Figure:
+def measurements_figure(measured: Variables, cut_points: CutPoints) -> Figure:
     """One panel per measurement: histogram of measured values stacked by grade, with the
     cut-points as dashed lines; excluded studies are counted in the title."""
     fig = _figure((12, 3.8))

@@ -10,12 +10,15 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 Cell = str | int | float | None
+Variables = Mapping[Hashable, Any]
+"""Named arrays a table or figure reads, each through ``[name].values``: an in-memory
+``xarray.Dataset`` of per-study or per-class variables is one, so tables need no xarray."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The read side (catalog/reader.py): lazy, committed-only, selective, readable without us."""
+"""The read side (catalog/reader.py) on a real build: lazy, selective, readable without us. That
+it shows committed studies only is a store contract: tests/storage/test_store_contract.py."""
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,16 +26,6 @@ def test_selecting_one_label_of_one_study_reads_one_chunk(demo_dir):
     assert list(mask_reads) == ["mask/c/1/0/0/0/0"]
     assert mask_reads["mask/c/1/0/0/0/0"] <= 2
     assert one.shape == (1, 1, 384, 384) and one.any()
-
-
-def test_open_catalog_hides_uncommitted_studies(demo_dir, tmp_path):
-    copy = tmp_path / "dataset.zarr"
-    shutil.copytree(demo_dir / "dataset.zarr", copy)
-    committed = zarr.open_array(copy / "committed", mode="r+")
-    committed[1] = False
-    visible = open_catalog(str(copy))
-    assert list(visible.study.values) == ["phantom-0000", "phantom-0002"]
-    assert open_catalog(str(copy), include_uncommitted=True).sizes["study"] == 3
 
 
 def test_select_by_system_level_view_split(demo_dir):

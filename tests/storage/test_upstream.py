@@ -1,7 +1,7 @@
-"""storage/upstream.py: the third-party internals rga relies on are where it expects them."""
+"""storage/upstream.py: the third-party internals rga relies on are where it expects them (that
+coroutines run on zarr's loop against a real store, local and S3: test_store_contract.py)."""
 
 import pytest
-import zarr
 
 from storage import upstream
 
@@ -9,14 +9,6 @@ from storage import upstream
 def test_the_internals_rga_relies_on_exist_in_this_zarr():
     # Fails with a sentence naming the zarr version when a release moves zarr.core.sync.sync.
     upstream.check()
-
-
-def test_coroutines_run_on_zarr_loop_against_a_real_store(tmp_path):
-    store = zarr.storage.LocalStore(tmp_path)
-    prototype = zarr.buffer.default_buffer_prototype()
-    upstream.run_on_zarr_loop(store.set("a/b", prototype.buffer.from_bytes(b"bytes")))
-    read = upstream.run_on_zarr_loop(store.get("a/b", prototype=prototype))
-    assert read.to_bytes() == b"bytes" and (tmp_path / "a" / "b").read_bytes() == b"bytes"
 
 
 def test_a_moved_internal_is_reported_with_the_zarr_version(monkeypatch):

@@ -1,4 +1,4 @@
-"""The rga command line (flows/cli/main.py): help everywhere, clear messages, no tracebacks."""
+"""The rga command line (flows/cli/): help everywhere, clear messages, no tracebacks."""
 
 import subprocess
 import sys
@@ -14,7 +14,9 @@ def _rga(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["ingest"], ["build"], ["info"]])
+@pytest.mark.parametrize(
+    "command", [[], ["demo"], ["ingest"], ["build"], ["update"], ["log"], ["info"]]
+)
 def test_every_command_has_help(command):
     result = _rga(*command, "--help")
     assert result.returncode == 0
@@ -22,21 +24,22 @@ def test_every_command_has_help(command):
 
 
 def test_bad_arguments_get_a_message_not_a_traceback(tmp_path):
-    cases = [
-        (["build"], "the following arguments are required"),
-        (["demo", str(tmp_path), "--studies", "0"], "must be at least 1"),
-        (["demo", str(tmp_path), "--shape", "64", "x", "64"], "is not a whole number"),
-        (["build", str(tmp_path / "none.zarr"), str(tmp_path / "d.zarr")], "no sources store"),
-        (["info", str(tmp_path / "none.zarr")], "no dataset store"),
-        (["ingest", "in", str(tmp_path / "s.zarr"), "--layout", "phantom"], "takes no INPUT"),
-        (["ingest", str(tmp_path / "s.zarr"), "--layout", "dicom"], "invalid choice"),
-        (["build", "a", "b", "--attenuation", "log"], "invalid choice"),
+    cases = [  # usage errors: 2; bad input (a missing store): 1
+        (["build"], "the following arguments are required", 2),
+        (["demo", str(tmp_path), "--studies", "0"], "must be at least 1", 2),
+        (["demo", str(tmp_path), "--shape", "64", "x", "64"], "is not a whole number", 2),
+        (["build", str(tmp_path / "none.zarr"), str(tmp_path / "d.zarr")], "no sources store", 1),
+        (["info", str(tmp_path / "none.zarr")], "no dataset store", 1),
+        (["ingest", "in", str(tmp_path / "s.zarr"), "--layout", "phantom"], "takes no INPUT", 2),
+        (["ingest", str(tmp_path / "s.zarr"), "--layout", "dicom"], "invalid choice", 2),
+        (["build", "a", "b", "--attenuation", "log"], "invalid choice", 2),
     ]
-    for args, message in cases:
+    for args, message, code in cases:
         result = _rga(*args)
-        assert result.returncode == 2, (args, result.stderr)
+        assert result.returncode == code, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+        assert result.stdout == "", (args, result.stdout)  # errors never go to stdout
 
 
 def test_image_size_is_validated(tmp_path, capsys):

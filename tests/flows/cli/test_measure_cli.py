@@ -9,7 +9,8 @@ import pytest
 
 from catalog import load_taxonomy, open_catalog
 from flows.cli import main
-from flows.measure import MEASUREMENT_VARIABLES, measure, open_predictions
+from flows.measure import MEASUREMENT_VARIABLES, measure
+from flows.predictions import open_predictions
 from storage.masks import PngFolder
 
 RUN_HERE = ["--scheduler", "synchronous"]
@@ -51,11 +52,11 @@ def test_png_folder_matches_the_dataset_and_a_bad_study_fails_alone(
     out = tmp_path / "out"
     args = ["measure", str(png_folder), "--dest", str(demo_dir / "dataset.zarr")]
     code = main([*args, "--out", str(out), *RUN_HERE])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr()
     assert code == 1  # one study could not be read
-    assert "FAILED broken: masks unreadable: study broken: PA/heart.png is not a readable PNG" in (
-        printed
-    )
+    failed = "FAILED broken: masks unreadable: study broken: PA/heart.png is not a readable PNG"
+    assert failed in printed.err and "FAILED" not in printed.out  # errors on stderr
+    assert "cardiothoracic" in printed.out  # the tables on stdout
     rows = {r["study"]: r for r in read_csv(out / "measurements.csv")}
     assert set(rows) == {"broken", *map(str, truth.study.values[:2])}
     for s in range(2):
@@ -140,6 +141,6 @@ def test_bad_reference_files_are_refused_with_the_line(
     assert message in capsys.readouterr().err
 
 
-def test_missing_prediction_is_a_usage_error(tmp_path, capsys):
-    assert main(["measure", str(tmp_path / "nothing"), *RUN_HERE]) == 2
+def test_missing_prediction_is_bad_input(tmp_path, capsys):
+    assert main(["measure", str(tmp_path / "nothing"), *RUN_HERE]) == 1
     assert "no dataset store or folder of PNG masks" in capsys.readouterr().err

@@ -102,9 +102,12 @@ def test_the_cli_reports_progress_and_failures_on_stderr(tmp_path, capsys):
     inputs = _inputs(tmp_path / "in")
     args = ["ingest", str(inputs), str(tmp_path / "s.zarr"), "--layout", "generic"]
     assert main([*args, "--scheduler", "synchronous"]) == 1
-    err = capsys.readouterr().err.splitlines()
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line.startswith("ingest: ")]
     assert re.fullmatch(r"ingest: 2/2 studies \(100%\), .* studies/\w+, ETA 0s, 1 failed", err[0])
     assert re.fullmatch(r"ingest: 2/2 studies in \d+\.\d s \(.*\), 1 failed", err[1])
+    assert "Ingesting 2 studies (generic layout)" in captured.err
+    assert "FAILED bad" in captured.err and "FAILED" not in captured.out
 
 
 def test_the_cli_quiet_flag_leaves_only_the_summary(tmp_path, capsys):
@@ -112,5 +115,8 @@ def test_the_cli_quiet_flag_leaves_only_the_summary(tmp_path, capsys):
     args = ["ingest", str(inputs), str(tmp_path / "s.zarr"), "--layout", "generic"]
     assert main([*args, "--scheduler", "synchronous", "--quiet"]) == 1
     captured = capsys.readouterr()
-    assert [line.split(" in ")[0] for line in captured.err.splitlines()] == ["ingest: 2/2 studies"]
-    assert "Ingested 1 studies" in captured.out and "FAILED bad" in captured.out
+    summary = ("  FAILED ", "Report: ")  # the failures of the summary, not progress
+    progress = [line for line in captured.err.splitlines() if not line.startswith(summary)]
+    assert [line.split(" in ")[0] for line in progress] == ["ingest: 2/2 studies"]
+    assert "Ingested 1 studies" in captured.out and "FAILED bad" in captured.err
+    assert "FAILED" not in captured.out
