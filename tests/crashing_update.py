@@ -8,6 +8,10 @@ import os
 import signal
 import sys
 
+# Run as a script, this folder comes first on sys.path, and its mirrored tests/flows/ (no
+# __init__.py) would shadow the installed flows package as a namespace package.
+sys.path.remove(os.path.dirname(os.path.abspath(__file__)))
+
 import zarr.storage
 
 from flows.cli import main

@@ -30,6 +30,7 @@ from flows.cli.options import (
 from flows.ingest import IngestSummary, ingest
 from flows.inputs.layouts import LAYOUTS as FILE_LAYOUTS
 from flows.inputs.layouts import LayoutOptions, discover
+from flows.inputs.nifti import grid_affine
 from flows.maths.projection import ATTENUATION_MODELS, CANVAS
 from flows.phantom import phantom_inputs
 from flows.update import UpdateSummary, build, update
@@ -226,6 +227,9 @@ def _layout_settings(args: argparse.Namespace) -> LayoutOptions:
         settings["spacing"] = tuple(args.spacing)
     if args.orientation is not None:
         settings["orientation"] = args.orientation
+    preset = LayoutOptions(**settings)
+    with usage_errors(ValueError):  # --spacing and --orientation are flag values: usage (2)
+        grid_affine(preset.spacing, preset.orientation)
     if args.masks is not None:
         settings["masks"] = Folder(args.masks, options)
     if args.class_map is not None:
@@ -289,10 +293,10 @@ def _run_ingest(args: argparse.Namespace) -> int:
     else:
         if args.input is None:
             raise UsageError(f"the {args.layout} layout needs INPUT and SOURCES")
-        # INPUT and the option files are checked before anything runs, as arguments are.
-        with usage_errors():
-            root = Folder(args.input, storage_options(args))
-            inputs = discover(args.layout, root, _layout_settings(args))
+        # INPUT and the option files are read before anything runs: a missing or malformed one
+        # is bad input (exit 1) and no study is read.
+        root = Folder(args.input, storage_options(args))
+        inputs = discover(args.layout, root, _layout_settings(args))
         if not inputs:
             raise UsageError(f"no {args.layout} studies found under {args.input}")
         run_info = {"layout": args.layout, "input": args.input}
@@ -361,7 +365,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _print_ingest(summary: IngestSummary) -> None:
     """The summary line on stdout; each failure and warning, and the report hint, on stderr."""
-    failed = f"; {len(summary.failed)} FAILED" if summary.failed else ""
+    failed = f"; {len(summary.failed)} failed" if summary.failed else ""
     warned = f"; {len(summary.warnings)} with warnings" if summary.warnings else ""
     print(
         f"Ingested {len(summary.ingested)} studies into {summary.sources} "

@@ -1,9 +1,10 @@
 """What every ``rga`` command shares, defined once: the argument types, the verbosity, store and
 storage options, cluster options, and the two kinds of error a command reports.
 
-The conventions (README "Commands"): exit status 0 when everything was done; 1 for bad input (a
-store that is missing or unreadable, data that cannot be used, studies that failed); 2 for a
-usage error (a bad flag or value, a missing argument: fix the command line). Data (tables,
+The conventions (README "Commands"): exit status 0 when everything was done; 1 for bad input
+(a store, input folder or option file that is missing, unreadable or malformed, data that cannot
+be used, studies that failed); 2 for a usage error (a bad flag or value, a missing argument, a
+split, study or class name that names nothing: fix the command line). Data (tables,
 results, summaries) goes to stdout; progress, warnings and errors go to stderr.
 """
 
@@ -44,9 +45,9 @@ def sentence(error: BaseException) -> str:
 def usage_errors(*kinds: type[Exception]) -> Iterator[None]:
     """Errors of ``kinds`` raised while the arguments are interpreted are usage errors (2).
 
-    Wraps the checks of what the command line names (flag values, option files, split and
-    study names), so that the same exception types raised later, while data is read, remain
-    bad input (1).
+    Wraps the checks of the command line itself (flag values and the split, study and class
+    names it gives), so that the same exception types raised while folders, files and stores
+    are read remain bad input (1).
     """
     caught = kinds or (ValueError, KeyError, FileNotFoundError)
     try:

@@ -202,8 +202,8 @@ def _run_measure(args: argparse.Namespace) -> int:
 
     grading = cut_points(args)
     _check_bootstrap(args)
-    with usage_errors():  # the --reference file is part of the arguments, as --class-map is
-        reference_grades = read_reference_grades(args.reference) if args.reference else None
+    # A missing or malformed --reference file is bad input (exit 1), as --class-map is.
+    reference_grades = read_reference_grades(args.reference) if args.reference else None
     options = storage_options(args)
     _check_pixel_spacing(args, options)
     dataset = _open_catalog(args.dest, args) if args.dest else None

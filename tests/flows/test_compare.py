@@ -152,5 +152,5 @@ def test_compare_command_writes_the_tables(tmp_path, capsys):
     assert float(rows[0]["mean_diff"]) == pytest.approx(-0.1)
     assert main(["compare", str(tmp_path / "unet"), str(tmp_path / "unet")]) == 2
     assert "model names must be unique" in capsys.readouterr().err
-    assert main(["compare", str(tmp_path / "unet"), str(tmp_path / "none")]) == 2
+    assert main(["compare", str(tmp_path / "unet"), str(tmp_path / "none")]) == 1
     assert "no evaluation results" in capsys.readouterr().err

@@ -182,11 +182,13 @@ def test_bad_predictions_fail_alone_with_their_study_named(gt, truth, tmp_path, 
     (root / "not-a-study").mkdir()
     dest = tmp_path / "eval"
     code = main(["evaluate", str(root), str(dest), "--gt", gt.url, "--scheduler", "threads"])
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out, err = printed.out, printed.err  # results on stdout; what failed on stderr
     assert code == 1
-    assert "FAILED phantom-0001: ValueError: study phantom-0001: PA/hart.png names no class" in out
-    assert "FAILED phantom-0002" in out and "is 384 x 100 pixels" in out
-    assert "1 predicted studies are not in the ground truth: not-a-study" in out
+    assert "FAILED phantom-0001: ValueError: study phantom-0001: PA/hart.png names no class" in err
+    assert "FAILED phantom-0002" in err and "is 384 x 100 pixels" in err
+    assert "1 predicted studies are not in the ground truth: not-a-study" in err
+    assert "FAILED" not in out
     results = open_results(StoreRef(str(dest)))
     assert [str(s) for s in results.study.values] == ["phantom-0000"]
     everything = open_results(StoreRef(str(dest)), include_unevaluated=True)
@@ -216,12 +218,12 @@ def test_unavailable_classes_and_uncommitted_studies_are_not_scored(
 
 def test_evaluate_command_errors(gt, scored, tmp_path, capsys):
     missing, dest = str(tmp_path / "nothing"), str(tmp_path / "e")
-    assert main(["evaluate", missing, dest, "--gt", gt.url]) == 2
+    assert main(["evaluate", missing, dest, "--gt", gt.url]) == 1  # bad input
     assert "no prediction store or folder of PNG masks" in capsys.readouterr().err
-    assert main(["evaluate", gt.url, dest, "--gt", missing]) == 2
+    assert main(["evaluate", gt.url, dest, "--gt", missing]) == 1
     assert "no ground-truth dataset store" in capsys.readouterr().err
     results = str(scored[0] / "metrics.zarr")
-    assert main(["evaluate", results, dest, "--gt", gt.url]) == 2
+    assert main(["evaluate", results, dest, "--gt", gt.url]) == 1
     assert "is a Zarr store but not in the dataset schema" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -115,8 +115,8 @@ def test_ingest_and_build_on_s3_then_read_lazily(s3, inputs, scheduler, capsys, 
         == 0
     )
     printed = capsys.readouterr()
-    assert "FAILED broken: broken/ct.nii.gz is truncated" in printed.out
-    assert "Report: s3://out/sources.zarr.failures.json" in printed.out
+    assert "FAILED broken: broken/ct.nii.gz is truncated" in printed.err
+    assert "Report: s3://out/sources.zarr.failures.json" in printed.err
 
     report = json.loads(fs.cat_file("out/sources.zarr.failures.json"))
     assert (

@@ -139,6 +139,7 @@ def _usage_and_bad_input(stores: dict[str, str], tmp: Path) -> dict[str, list]:
             (["build", stores["sources"], out, "--image-size", "8"], 2, "image size must be"),
             (["update"], 2, "the following arguments are required"),
             (["log", dataset, "--storage-option", "x"], 2, "must look like KEY=VALUE"),
+            (["ingest", str(tmp / "nowhere"), out, "--layout", "generic"], 1, "no input folder"),
             (["info", missing], 1, "no dataset store at"),
             (["log", missing], 1, "no dataset store at"),
             (["build", missing, out], 1, "no sources store at"),
@@ -193,7 +194,7 @@ def test_data_goes_to_stdout_and_progress_and_failures_to_stderr(stores, tmp_pat
     argv = ["ingest", str(tmp_path / "in"), str(sources), "--layout", "generic", *HERE]
     assert main(argv) == 1
     ingested = capsys.readouterr()
-    assert "Ingested 1 studies" in ingested.out and "; 1 FAILED" in ingested.out  # the summary
+    assert "Ingested 1 studies" in ingested.out and "; 1 failed" in ingested.out  # the summary
     assert "FAILED broken: " in ingested.err and "FAILED broken" not in ingested.out
     assert f"Report: {sources}.failures.json" in ingested.err and "Report" not in ingested.out
     assert "Ingesting 2 studies" in ingested.err and "ingest: 2/2 studies" in ingested.err

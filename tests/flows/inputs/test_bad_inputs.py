@@ -130,12 +130,13 @@ def quarantine(tmp_path_factory, scheduler) -> SimpleNamespace:
     few = {name: BOXES[name] for name in ("heart", "left lung upper lobe")}
     for study_id, (breaks, _) in CASES.items():
         breaks(generic_study(root, study_id, few))
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    printed, noted = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(noted):
         code = _ingest(root, store, scheduler)
     return SimpleNamespace(
         code=code,
-        out=printed.getvalue(),
+        out=printed.getvalue(),  # the summary line (data)
+        err=noted.getvalue(),  # each failure and the report's path
         report=json.loads((folder / "sources.zarr.failures.json").read_text()),
         report_path=folder / "sources.zarr.failures.json",
         root=root,
@@ -151,15 +152,15 @@ def test_each_bad_study_fails_with_a_sentence_naming_it(quarantine, study_id):
     error = quarantine.report["failures"][study_id]
     assert CASES[study_id][1] in error
     shown = repr(study_id) if " " in study_id else study_id
-    assert f"  FAILED {shown}: {error}" in quarantine.out
+    assert f"  FAILED {shown}: {error}" in quarantine.err
     assert not (quarantine.store / "studies" / study_id).exists()
 
 
 def test_the_good_studies_are_ingested_and_earlier_ones_untouched(quarantine):
     assert quarantine.code == 1
     assert f"Ingested 3 studies into {quarantine.store}" in quarantine.out
-    assert f"; {len(CASES)} FAILED" in quarantine.out
-    assert f"Report: {quarantine.report_path}" in quarantine.out
+    assert f"; {len(CASES)} failed" in quarantine.out and "FAILED" not in quarantine.out
+    assert f"Report: {quarantine.report_path}" in quarantine.err
     assert set(quarantine.report["failures"]) == set(CASES)
     assert quarantine.report["last_run"] == {
         "layout": "generic",
@@ -173,7 +174,7 @@ def test_the_good_studies_are_ingested_and_earlier_ones_untouched(quarantine):
     assert quarantine.root_meta[0] == quarantine.root_meta[1]
     complete = [s.study_id for s in list_studies(open_sources(StoreRef(str(quarantine.store))))]
     assert complete == ["g1", "g2", "g3"]
-    assert "Traceback" not in quarantine.out
+    assert "Traceback" not in quarantine.out + quarantine.err
 
 
 def test_study_ids_cannot_escape_the_store(tmp_path, scheduler, capsys):
@@ -184,7 +185,7 @@ def test_study_ids_cannot_escape_the_store(tmp_path, scheduler, capsys):
     escapes = ["../x", str(tmp_path / "x"), "g1/../../x", "tab\there", "ünïcode"]
     flags = [arg for study_id in escapes for arg in ("--study", study_id)]
     assert _ingest(root, store, scheduler, *flags, "--study", "g1") == 1
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     report = json.loads((tmp_path / "data" / "sources.zarr.failures.json").read_text())
     assert sorted(report["failures"]) == sorted(escapes)
     for study_id in escapes:
@@ -207,7 +208,7 @@ def test_a_failed_reingest_keeps_the_earlier_version(tmp_path, scheduler, capsys
     data[-200:] = b"\x07" * 200  # voxel values that are not binary, found only when read
     mask.write_bytes(gzip.compress(bytes(data)))
     assert _ingest(root, store, scheduler) == 1
-    assert "g1/masks/heart.nii.gz is not a binary mask" in capsys.readouterr().out
+    assert "g1/masks/heart.nii.gz is not a binary mask" in capsys.readouterr().err
     assert _study_bytes(store, "g1") == before
     assert [s.study_id for s in list_studies(open_sources(StoreRef(str(store))))] == ["g1"]
 
@@ -262,15 +263,15 @@ def test_unusable_arguments_stop_before_any_study_is_read(tmp_path, capsys):
     (tmp_path / "dup.csv").write_text("id,name\n51,heart\n52,heart\n")
     found, store = str(tmp_path / "in"), str(tmp_path / "s.zarr")
     ts = [found, store, "--layout", "totalsegmentator"]
-    cases = [
-        ([str(tmp_path / "nowhere"), store, "--layout", "generic"], "no input folder at"),
-        ([*ts, "--class-map", str(tmp_path / "none.csv")], "none.csv does not exist"),
-        ([*ts, "--class-map", str(tmp_path / "dup.csv")], "both map to the class 'heart'"),
-        ([found, store, "--layout", "radgenome", "--orientation", "RAR"], "three letters"),
-        ([found, store, "--layout", "generic", "--class-map", "x.csv"], "applies to the total"),
-        ([store, "--layout", "generic"], "needs INPUT and SOURCES"),
+    cases = [  # what the command line gets wrong is a usage error (2); what it reads, input (1)
+        ([str(tmp_path / "nowhere"), store, "--layout", "generic"], 1, "no input folder at"),
+        ([*ts, "--class-map", str(tmp_path / "none.csv")], 1, "none.csv does not exist"),
+        ([*ts, "--class-map", str(tmp_path / "dup.csv")], 1, "both map to the class 'heart'"),
+        ([found, store, "--layout", "radgenome", "--orientation", "RAR"], 2, "three letters"),
+        ([found, store, "--layout", "generic", "--class-map", "x.csv"], 2, "applies to the total"),
+        ([store, "--layout", "generic"], 2, "needs INPUT and SOURCES"),
     ]
-    for args, message in cases:
-        assert main(["ingest", *args]) == 2, args
+    for args, code, message in cases:
+        assert main(["ingest", *args]) == code, args
         assert message in capsys.readouterr().err, args
     assert not (tmp_path / "s.zarr").exists()
