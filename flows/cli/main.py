@@ -97,6 +97,7 @@ def _configure_logging(verbose: bool) -> None:
     for name in _CREDENTIAL_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
     if not verbose:
-        # Per-study failures are printed in the summary; worker chatter is noise here.
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # Per-study failures are printed in the summary and a lost scheduler raises; the rest of
+        # distributed's logging, here and in local workers (which mirror it), is noise.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", module="distributed")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dask
-from distributed import Client, LocalCluster, get_client
+from distributed import Client, LocalCluster, WorkerPlugin, get_client
 
 log = logging.getLogger(__name__)
 IN_PROCESS = ("threads", "synchronous")  # --scheduler values that run without a cluster
@@ -83,8 +83,29 @@ def dask_client(options: ClusterOptions = DEFAULT_OPTIONS) -> Iterator[Client | 
         ) as cluster,
         Client(cluster) as client,
     ):
+        # Workers restarted later (memory limit) get the plugin too.
+        client.register_plugin(WorkerLogLevel(logging.getLogger("distributed").getEffectiveLevel()))
         log.info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
         yield client
+
+
+class WorkerLogLevel(WorkerPlugin):
+    """Sets the ``distributed`` loggers of each worker process to ``level``.
+
+    A local cluster's workers write to this process's stderr but configure their logging from
+    the Dask config when they start, not from the caller: without this, a worker's shutdown
+    chatter (a heartbeat that meets a closing scheduler) reaches a terminal the CLI keeps quiet.
+    """
+
+    name = "rga-worker-log-level"
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def setup(self, worker) -> None:
+        names = [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+        for name in ["distributed", *names]:
+            logging.getLogger(name).setLevel(self.level)
 
 
 def scheduler_threads() -> int:

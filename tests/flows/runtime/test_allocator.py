@@ -14,7 +14,12 @@ from flows.runtime.allocator import fixed_thresholds
 
 REPO = Path(__file__).resolve().parents[3]
 _CHURN = """
-import json, resource
+import ctypes, json, resource
+# Count 4 KiB faults only: with transparent huge pages (numpy madvises large arrays) a 4 MiB block
+# faults two or five times depending on what the kernel has free, which made this test flaky.
+PR_SET_THP_DISABLE = 41
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
+    raise OSError(ctypes.get_errno(), "prctl(PR_SET_THP_DISABLE)")
 import numpy as np
 from flows.runtime.allocator import roomy_allocator
 

@@ -225,3 +225,25 @@ def test_a_local_cluster_with_its_dashboard_closes_cleanly():
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+
+
+def test_local_workers_log_at_the_level_the_caller_chose():
+    # A quiet CLI must stay quiet in its worker processes too (they share its stderr): a
+    # heartbeat meeting a closing scheduler once printed a traceback under `rga ingest`.
+    code = (
+        "import logging\n"
+        "from flows.runtime.cluster import ClusterOptions, dask_client\n"
+        "logging.getLogger('distributed').setLevel(logging.CRITICAL)\n"
+        "with dask_client(ClusterOptions(workers=1)) as client:\n"
+        "    levels = client.run(lambda: logging.getLogger('distributed.worker')"
+        ".getEffectiveLevel())\n"
+        "    client.restart()\n"  # a restarted worker gets the level too
+        "    after = client.run(lambda: logging.getLogger('distributed.worker')"
+        ".getEffectiveLevel())\n"
+        "print(sorted(levels.values()), sorted(after.values()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "[50] [50]", result.stdout
