@@ -27,6 +27,8 @@ import xarray as xr
 
 from catalog.reader import open_catalog, select
 from flows.aggregate import class_means, partition_rows
+from flows.formats.coco import CocoIndex
+from flows.formats.nnunet import NnunetIndex
 from flows.maths.metrics import METRICS, MetricOptions, pair_metrics
 from flows.reports.evaluation import number, per_class_table, summary_table
 from flows.reports.tables import to_csv, to_markdown
@@ -47,7 +49,7 @@ from storage.results import (
 )
 
 log = logging.getLogger(__name__)
-Predictions = StoreRef | PngFolder
+Predictions = StoreRef | PngFolder | CocoIndex | NnunetIndex
 LABEL_COORDS: tuple[str, ...] = ("system", "organ", "substructure", "level", "pathology")
 DEFINITIONS = {
     "boundary": "mask pixels with a background 4-neighbour (outside the image is background)",
@@ -85,7 +87,8 @@ def evaluate(
 ) -> EvaluateSummary:
     """Score ``predictions`` against ``gt`` into the evaluation folder ``dest`` (replaced).
 
-    ``predictions`` is a dataset-schema store or a ``PngFolder``. Writes ``metrics.zarr``,
+    ``predictions`` is a dataset-schema store, a ``PngFolder``, or COCO or nnU-Net predictions
+    (``flows.formats``). Writes ``metrics.zarr``,
     ``metrics.csv``, ``summary.md``, ``summary.csv`` and ``per_class.csv`` into ``dest``.
     """
     started = time.perf_counter()
@@ -145,14 +148,11 @@ def _prediction_readers(
 ) -> dict[str, Callable[[], np.ndarray]]:
     """A reader of each predicted study, by study id (nothing is read here)."""
     views, labels = _names(truth["view"]), _names(truth["label"])
-    if isinstance(predictions, PngFolder):
+    if not isinstance(predictions, StoreRef):  # a folder or file of another format
         if not predictions.exists():
-            raise FileNotFoundError(f"no folder of predicted masks at {predictions.url}")
+            raise FileNotFoundError(f"no predicted masks at {predictions.url}")
         shape = (truth.sizes["y"], truth.sizes["x"])
-        return {
-            s: functools.partial(predictions.read, s, views, labels, shape)
-            for s in predictions.studies()
-        }
+        return {s: predictions.reader(s, views, labels, shape) for s in predictions.studies()}
     if not is_dataset_store(predictions):
         raise FileNotFoundError(f"no prediction store in the dataset schema at {predictions.url}")
     predicted = open_catalog(predictions)

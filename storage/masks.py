@@ -1,4 +1,5 @@
-"""Reading one study's 2D masks (view, label, y, x): from a dataset store or a folder of PNGs.
+"""Reading one study's 2D masks (view, label, y, x), from a dataset store or a folder of PNGs,
+and its radiographs (view, y, x) from a dataset store.
 
 Dataset stores keep each study's masks in one shard, so a study is read with one request for
 the whole shard. A PNG folder holds ``<folder>/<study>/<view>/<label>.png``: label names are
@@ -8,8 +9,9 @@ any non-zero pixel is foreground; a missing file is an empty mask.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,12 @@ def read_study_masks(ref: StoreRef, position: int) -> np.ndarray:
     return np.asarray(root["mask"][position], dtype=bool)
 
 
+def read_study_images(ref: StoreRef, position: int) -> np.ndarray:
+    """The ``image`` block (view, y, x) uint8 of the study at ``position`` of a dataset store."""
+    root = zarr.open_group(ref.open(read_only=True), mode="r")
+    return np.asarray(root["image"][position], dtype=np.uint8)
+
+
 @dataclass(frozen=True)
 class PngFolder:
     """A folder (path or fsspec URL) of predicted masks as PNG files, one per study/view/class."""
@@ -60,6 +68,12 @@ class PngFolder:
         fs, path = self._fs()
         entries = fs.ls(path, detail=True)
         return sorted(_name(e["name"]) for e in entries if e["type"] == "directory")
+
+    def reader(
+        self, study_id: str, views: Sequence[str], labels: Sequence[str], shape: tuple[int, int]
+    ) -> Callable[[], np.ndarray]:
+        """A reader of the study's masks (what ``rga evaluate`` gives each task)."""
+        return functools.partial(self.read, study_id, views, labels, shape)
 
     def read(
         self, study_id: str, views: Sequence[str], labels: Sequence[str], shape: tuple[int, int]

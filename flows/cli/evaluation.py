@@ -30,6 +30,8 @@ from flows.cli.options import (
 )
 from flows.compare import UNITS, compare_models
 from flows.evaluate import EvaluateSummary, Predictions, evaluate, summary_title
+from flows.formats.coco import open_coco
+from flows.formats.nnunet import is_prediction_folder, open_nnunet
 from flows.maths.metrics import METRICS, MetricOptions
 from flows.reports.comparison import pairs_table, tests_table
 from flows.reports.evaluation import summary_table
@@ -42,7 +44,10 @@ _EVALUATE_HELP = (
     "Score predicted masks against the ground truth of a dataset store: Dice, IoU, HD95, ASD, "
     "NSD and connected-component precision/recall/F1 for every study, view and class, one Dask "
     "task per study. PRED is a store in the dataset schema, or a folder of PNG masks "
-    "PRED/<study>/<view>/<label>.png (non-zero = foreground; a missing file = empty mask). "
+    "PRED/<study>/<view>/<label>.png (non-zero = foreground; a missing file = empty mask), a "
+    "COCO file (annotations.json of rga export, or a results list with scores and "
+    "--coco-annotations), or an nnU-Net prediction folder (<case>.png label maps or "
+    "--save_probabilities .npz, with the export's dataset.json). "
     "DEST (a folder) receives metrics.zarr, metrics.csv, per_class.csv, summary.csv, summary.md."
 )
 _COMPARE_HELP = (
@@ -63,10 +68,25 @@ def register(commands: Any) -> None:
     evaluate_cmd = commands.add_parser(
         "evaluate", help="score predicted masks against a dataset", description=_EVALUATE_HELP
     )
-    evaluate_cmd.add_argument("pred", metavar="PRED", help="prediction store or PNG folder")
+    evaluate_cmd.add_argument(
+        "pred",
+        metavar="PRED",
+        help="prediction store, PNG folder, COCO .json or nnU-Net prediction folder",
+    )
     evaluate_cmd.add_argument("dest", metavar="DEST", help="evaluation folder to write (replaced)")
     evaluate_cmd.add_argument("--gt", required=True, help="ground-truth dataset store")
     evaluate_cmd.add_argument("--split", help="evaluate only the studies of this split")
+    evaluate_cmd.add_argument(
+        "--coco-annotations",
+        metavar="FILE",
+        help="COCO results list: the export's annotations.json (its image and category ids)",
+    )
+    evaluate_cmd.add_argument(
+        "--score-threshold",
+        type=probability,
+        default=0.5,
+        help="COCO results: keep segments scored at least this (default 0.5)",
+    )
     _metric_options(evaluate_cmd)
     add_storage_options(evaluate_cmd)
     add_cluster_options(evaluate_cmd)
@@ -139,17 +159,31 @@ def _progress(what: str, args: argparse.Namespace) -> Callable[[int, int], None]
     return report
 
 
-def prediction_source(location: str, options: dict[str, Any] | None = None) -> Predictions:
-    """A prediction store if ``location`` holds one, else a folder of PNG masks."""
-    store = StoreRef(location, options or {})
+def prediction_source(
+    location: str,
+    options: dict[str, Any] | None = None,
+    *,
+    coco_annotations: str | None = None,
+    score_threshold: float = 0.5,
+) -> Predictions:
+    """What ``location`` holds: a COCO file (``.json``), an nnU-Net prediction folder (with its
+    ``dataset.json``), a prediction store, or a folder of PNG masks."""
+    options = options or {}
+    if location.endswith(".json"):
+        return open_coco(
+            location, options, annotations_url=coco_annotations, score_threshold=score_threshold
+        )
+    store = StoreRef(location, options)
     if store.exists():
         if not is_dataset_store(store):
             raise ValueError(f"{location} is a Zarr store but not in the dataset schema")
         return store
-    folder = PngFolder(location, options or {})
+    if is_prediction_folder(location, options):
+        return open_nnunet(location, options)
+    folder = PngFolder(location, options)
     if folder.exists():
         return folder
-    raise FileNotFoundError(f"no prediction store or folder of PNG masks at {location}")
+    raise FileNotFoundError(f"no prediction store, COCO file or folder of masks at {location}")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -163,7 +197,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         with usage_errors(KeyError):  # --split names no split of the dataset
             select(open_catalog(gt), split=args.split)
-    predictions = prediction_source(args.pred, storage_options(args))
+    predictions = prediction_source(
+        args.pred,
+        storage_options(args),
+        coco_annotations=args.coco_annotations,
+        score_threshold=args.score_threshold,
+    )
     dest = store(args.dest, args)
     with cluster(args):
         progress = _progress("evaluate", args)

@@ -17,16 +17,18 @@ from typing import Any
 
 from flows.cli import dataset as cli_dataset
 from flows.cli import evaluation as cli_evaluation
+from flows.cli import export as cli_export
 from flows.cli import reports as cli_reports
 from flows.cli.options import EXIT_BAD_INPUT, EXIT_USAGE, UsageError, add_verbosity, sentence
+from flows.export import OutputExists
 from flows.runtime.cluster import SchedulerUnreachable
 from flows.update import ParametersChanged
 from storage.lock import StoreLocked
 
 log = logging.getLogger("rga")
 
-# Refusals that a flag resolves (--scheduler, --rebuild, --wait): usage errors, exit status 2.
-_FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked)
+# Refusals that a flag resolves (--scheduler, --rebuild, --wait, --overwrite): usage errors, 2.
+_FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked, OutputExists)
 # Raised while reading stores and data, after the arguments were checked: bad input, status 1.
 _BAD_INPUT = (ValueError, KeyError, FileNotFoundError)
 
@@ -80,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_dataset.register(commands)  # demo, ingest, build, update, log, info
     cli_evaluation.register(commands)  # evaluate, compare, atlas
     cli_reports.register(commands)  # stats, measure, preview
+    cli_export.register(commands)  # export
     for command in commands.choices.values():
         add_verbosity(command)
     return parser

@@ -1,0 +1,122 @@
+"""Export folders (local or object storage) and the PNG, JSON and NPZ files they hold.
+
+An ``ExportFolder`` is a picklable address like ``storage.files.Folder``: every worker writes
+its own files into it, one writer per file, so a study's files never meet another task's.
+PNG bytes depend only on the pixels (Pillow's defaults, no timestamps): reruns are identical.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+from PIL import Image
+
+from storage.location import resolve_storage_options
+
+_NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+]+,?\s*)*)\]")
+
+
+@dataclass(frozen=True)
+class ExportFolder:
+    """A folder of exported files; options (credentials) never appear in its repr."""
+
+    url: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if "://" in self.url and not self.url.startswith("file://"):
+            options = resolve_storage_options(self.storage_options)
+            object.__setattr__(self, "storage_options", options)
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        fs, path = fsspec.core.url_to_fs(self.url, **dict(self.storage_options))
+        return fs, path.rstrip("/")
+
+    def path_of(self, name: str) -> str:
+        """The URL of ``name`` (a relative path) inside the folder."""
+        return f"{self.url.rstrip('/')}/{name}"
+
+    def exists(self) -> bool:
+        """Whether anything is at the folder's address."""
+        fs, path = self._fs()
+        fs.invalidate_cache(path)
+        return bool(fs.exists(path))
+
+    def remove(self) -> None:
+        """Delete the folder and everything in it (``--overwrite``)."""
+        fs, path = self._fs()
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.invalidate_cache(path)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write the file ``name`` (a relative path; parent folders are made)."""
+        fs, path = self._fs()
+        target = f"{path}/{name}"
+        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe_file(target, data)
+
+    def read(self, name: str) -> bytes:
+        """The whole file ``name``; FileNotFoundError names it."""
+        fs, path = self._fs()
+        try:
+            return fs.cat_file(f"{path}/{name}")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path_of(name)} does not exist") from None
+
+    def files(self, under: str = "") -> list[str]:
+        """Relative paths of the files below ``under`` (recursively), sorted."""
+        fs, path = self._fs()
+        root = f"{path}/{under}".rstrip("/")
+        fs.invalidate_cache(root)
+        if not fs.isdir(root):
+            return []
+        found = fs.find(root)
+        return sorted(str(p)[len(path) + 1 :] for p in found)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """A greyscale PNG of (y, x) uint8 or uint16 pixels (16-bit for uint16)."""
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"PNG pixels must be uint8 or uint16, not {pixels.dtype}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_pixels(data: bytes, where: str) -> np.ndarray:
+    """The pixels of PNG bytes (greyscale as (y, x)); ``where`` names the file in errors."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image)
+    except OSError as error:
+        raise ValueError(f"{where} is not a readable PNG ({error})") from None
+
+
+def json_bytes(document: Any, *, indent: int | None = None) -> bytes:
+    """UTF-8 JSON with the keys in the order given (formats' readers expect it) and a final
+    newline; indented, lists of numbers stay on one line."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False)
+    if indent is not None:  # only whitespace changes, so strings are left as they were
+        text = _NUMBER_LIST.sub(lambda m: f"[{_joined(m[1])}]", text)
+    return (text + "\n").encode("utf-8")
+
+
+def _joined(numbers: str) -> str:
+    return ", ".join(part.strip() for part in numbers.split(",") if part.strip())
+
+
+def npz_arrays(data: bytes, where: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file's bytes (no pickles); ``where`` names the file."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{where} is not a readable .npz file ({error})") from None
