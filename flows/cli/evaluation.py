@@ -183,7 +183,7 @@ def prediction_source(
     folder = PngFolder(location, options)
     if folder.exists():
         return folder
-    raise FileNotFoundError(f"no prediction store, COCO file or folder of masks at {location}")
+    raise FileNotFoundError(f"no prediction store or folder of masks (PNG, nnU-Net) at {location}")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

@@ -219,7 +219,7 @@ def test_unavailable_classes_and_uncommitted_studies_are_not_scored(
 def test_evaluate_command_errors(gt, scored, tmp_path, capsys):
     missing, dest = str(tmp_path / "nothing"), str(tmp_path / "e")
     assert main(["evaluate", missing, dest, "--gt", gt.url]) == 1  # bad input
-    assert "no prediction store or folder of PNG masks" in capsys.readouterr().err
+    assert "no prediction store or folder of masks (PNG, nnU-Net)" in capsys.readouterr().err
     assert main(["evaluate", gt.url, dest, "--gt", missing]) == 1
     assert "no ground-truth dataset store" in capsys.readouterr().err
     results = str(scored[0] / "metrics.zarr")

@@ -53,6 +53,7 @@ STORE_COMMANDS = (
     *("ingest", "build", "update", "log", "info"),
     *("evaluate", "compare", "atlas"),
     *("stats", "measure", "preview"),
+    "export",
 )
 
 
@@ -71,6 +72,7 @@ def _real_run(command: str, s: dict[str, str], out: str) -> list[str]:
         "stats": ["stats", dataset, "--bootstrap", "20"],
         "measure": ["measure", dataset, "--bootstrap", "20", *HERE],
         "preview": ["preview", dataset, STUDY, "--out", f"{out}/p.png", "--labels", "heart"],
+        "export": ["export", dataset, f"{out}/x", "--format", "chexmask", *HERE],
     }[command]
 
 
@@ -167,10 +169,17 @@ def _usage_and_bad_input(stores: dict[str, str], tmp: Path) -> dict[str, list]:
             (["measure", dataset, "--dest", missing, *HERE], 1, "no dataset store at"),
             (["preview", missing, STUDY], 1, "no dataset store at"),
         ],
+        "export": [
+            (["export", dataset, out, "--format", "coco", "--view", "AP", *HERE], 2, "'AP'"),
+            (["export", dataset, out, "--format", "nnunet", "--dataset-id", "1000"], 2, "1..999"),
+            (["export", dataset, out, "--format", "tiff"], 2, "invalid choice: 'tiff'"),
+            (["export", missing, out, "--format", "coco"], 1, "no dataset store at"),
+            (["export", stores["pngs"], out, "--format", "png"], 1, "no dataset store at"),
+        ],
     }
 
 
-@pytest.mark.parametrize("group", ["dataset", "evaluation", "reports"])
+@pytest.mark.parametrize("group", ["dataset", "evaluation", "reports", "export"])
 def test_usage_errors_exit_2_and_bad_input_exits_1(group, stores, tmp_path, capsys):
     cases = _usage_and_bad_input(stores, tmp_path)[group]
     assert {code for _, code, _ in cases} == {1, 2}  # each group has both kinds

@@ -45,7 +45,7 @@ def test_numbering_does_not_depend_on_discovery_order():
 
 def test_too_many_atoms_for_uint16_is_a_clear_error():
     many = [(i,) for i in range(atoms.MAX_ATOMS + 1)]
-    with pytest.raises(ValueError, match="at most 65535.*--labels or --systems"):
+    with pytest.raises(ValueError, match=r"at most 65535.*--labels or --systems"):
         atoms.number_atoms(many)
     assert len(atoms.number_atoms(many[:-1])) == atoms.MAX_ATOMS
 
