@@ -25,6 +25,7 @@ import xarray as xr
 
 from catalog.reader import open_catalog, select
 from flows.formats import chexmask, coco, nnunet, png
+from flows.formats.index import Index
 from flows.formats.study import Selection, StudyPixels
 from flows.maths.atoms import number_atoms
 from flows.runtime.failure import Failure, capture, log_details
@@ -110,20 +111,18 @@ def export(
     read = _reader(dataset, positions)
     numbers: dict = {}
     if options.format == "nnunet":
-        atoms = _run(studies, read, nnunet.study_atoms, batch_size, summary, None)
-        numbers = number_atoms(a for found in atoms.values() for a in found)
-    writer, finish = _format(options.format, out, selection, numbers)
-    failed_first = set(summary.failed)
-    records = _run(
-        [s for s in studies if s.study not in failed_first],
-        read,
-        writer,
-        batch_size,
-        summary,
-        on_batch,
-    )
-    summary.exported = [s.study for s in studies if s.study in records]
-    finish([records[s] for s in summary.exported])
+        found: set = set()
+        _run(studies, read, nnunet.study_atoms, batch_size, summary, None, _add_to(found))
+        numbers = number_atoms(found)
+    writer, index = _format(options.format, out, selection, numbers)
+    remaining = [s for s in studies if s.study not in summary.failed]
+
+    def done(study: str, records: Any) -> None:
+        summary.exported.append(study)
+        index.add(records)
+
+    _run(remaining, read, writer, batch_size, summary, on_batch, done)
+    index.close()
     summary.files = len(out.files())
     summary.seconds = time.perf_counter() - started
     return summary
@@ -188,18 +187,15 @@ def _reader(
 
 def _format(
     name: str, out: ExportFolder, selection: Selection, numbers: dict
-) -> tuple[Callable[[StudyPixels], Any], Callable[[list[Any]], None]]:
-    """The format's per-study writer and its index writer, bound to this export."""
+) -> tuple[Callable[[StudyPixels], Any], Index]:
+    """The format's per-study writer and its index, bound to this export."""
     if name == "nnunet":
         return (
             lambda pixels: nnunet.write_study(out, pixels, selection, numbers),
-            lambda records: nnunet.finish(out, records, selection, numbers),
+            nnunet.DatasetJson(out, selection, numbers),
         )
     module = {"coco": coco, "chexmask": chexmask, "png": png}[name]
-    return (
-        lambda pixels: module.write_study(out, pixels, selection),
-        lambda records: module.finish(out, records, selection),
-    )
+    return lambda pixels: module.write_study(out, pixels, selection), module.index(out, selection)
 
 
 def _run(
@@ -209,22 +205,27 @@ def _run(
     batch_size: int,
     summary: ExportSummary,
     on_batch: Callable[[int, int], None] | None,
-) -> dict[str, Any]:
-    """``work`` on every study, one task each, a batch at a time; failures go to the summary."""
-    done: dict[str, Any] = {}
+    on_done: Callable[[str, Any], None],
+) -> None:
+    """``work`` on every study, one task each, a batch at a time; each result goes to
+    ``on_done(study, value)`` in study order, each failure to the summary."""
     for start in range(0, len(studies), batch_size):
         batch = studies[start : start + batch_size]
         tasks = [dask.delayed(_task, pure=True)(read, work, s) for s in batch]
         for study, (value, failure) in zip(batch, dask.compute(*tasks), strict=True):
             if failure is None:
-                done[study.study] = value
+                on_done(study.study, value)
             else:
                 summary.failed[study.study] = failure.message
                 log.error("study %s was not exported: %s", study.study, failure.message)
                 log_details(log, "export", study.study, failure)
         if on_batch:
             on_batch(min(start + batch_size, len(studies)), len(studies))
-    return done
+
+
+def _add_to(found: set) -> Callable[[str, set], None]:
+    """An ``on_done`` that collects every study's atoms into ``found``."""
+    return lambda study, atoms: found.update(atoms)
 
 
 def _task(

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 import numpy as np
@@ -62,6 +62,13 @@ class ExportFolder:
         target = f"{path}/{name}"
         fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         fs.pipe_file(target, data)
+
+    def open(self, name: str) -> IO[bytes]:
+        """A binary handle writing the file ``name`` (for indexes streamed a batch at a time)."""
+        fs, path = self._fs()
+        target = f"{path}/{name}"
+        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        return fs.open(target, "wb")
 
     def read(self, name: str) -> bytes:
         """The whole file ``name``; FileNotFoundError names it."""

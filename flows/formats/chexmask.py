@@ -9,10 +9,7 @@ cell with CheXmask's ``get_mask_from_RLE(rle, Height, Width)`` or ``flows.maths.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
-
+from flows.formats.index import CsvIndex
 from flows.formats.study import Selection, StudyPixels
 from flows.maths.rle import chexmask_encode
 from storage.exports import ExportFolder
@@ -21,10 +18,10 @@ TABLE = "masks.csv"
 UNAVAILABLE_SEPARATOR = "|"
 
 
-def header(selection: Selection) -> list[str]:
-    """The CSV's columns."""
+def index(folder: ExportFolder, selection: Selection) -> CsvIndex:
+    """``masks.csv``, written a study at a time."""
     fixed = ["study", "view", "split", "Height", "Width", "pixel_spacing"]
-    return [*fixed, *selection.labels, "unavailable"]
+    return CsvIndex(folder, TABLE, [*fixed, *selection.labels, "unavailable"])
 
 
 def write_study(folder: ExportFolder, pixels: StudyPixels, selection: Selection) -> list[list[str]]:
@@ -39,13 +36,3 @@ def write_study(folder: ExportFolder, pixels: StudyPixels, selection: Selection)
         size = [str(selection.height), str(selection.width), repr(pixels.pixel_spacing[v])]
         rows.append([pixels.study, view, pixels.split, *size, *codes, unavailable])
     return rows
-
-
-def finish(folder: ExportFolder, studies: Sequence[list[list[str]]], selection: Selection) -> None:
-    """Write ``masks.csv`` in study order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header(selection))
-    for rows in studies:
-        writer.writerows(rows)
-    folder.write(TABLE, buffer.getvalue().encode("utf-8"))

@@ -30,6 +30,7 @@ from storage.files import read_text
 
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
+INFO = {"description": "RadGenome-Anatomy masks projected from CT", "version": "1"}
 
 
 def image_file(study: str, view: str) -> str:
@@ -74,29 +75,43 @@ def write_study(folder: ExportFolder, pixels: StudyPixels, selection: Selection)
     return records
 
 
-def finish(folder: ExportFolder, studies: Sequence[list[dict]], selection: Selection) -> None:
-    """Write ``annotations.json``: image ids 1..N in study then view order, then annotations."""
-    images, annotations = [], []
-    for records in studies:
+def index(folder: ExportFolder, selection: Selection) -> AnnotationsIndex:
+    """``annotations.json``, written a study at a time."""
+    return AnnotationsIndex(folder, selection)
+
+
+class AnnotationsIndex:
+    """``annotations.json``, streamed: image ids 1..N in study then view order, annotation ids
+    in the same order. Annotations are written as they come; the images list (small) ends it."""
+
+    def __init__(self, folder: ExportFolder, selection: Selection):
+        self.images: list[dict[str, Any]] = []
+        self.annotations = 0
+        self.handle = folder.open(ANNOTATIONS)
+        categories = [
+            {"id": i, "name": name, "supercategory": system}
+            for i, name, system in zip(
+                selection.label_ids, selection.labels, selection.systems, strict=True
+            )
+        ]
+        head = {"info": INFO, "licenses": [], "categories": categories}
+        self.handle.write(json_bytes(head).rstrip()[:-1] + b', "annotations": [')
+
+    def add(self, records: list[dict]) -> None:
+        """Append one study's images and annotations."""
         for record in records:
-            image_id = len(images) + 1
-            images.append({"id": image_id, **record["image"]})
+            image_id = len(self.images) + 1
+            self.images.append({"id": image_id, **record["image"]})
             for annotation in record["annotations"]:
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, **annotation})
-    categories = [
-        {"id": i, "name": name, "supercategory": system}
-        for i, name, system in zip(
-            selection.label_ids, selection.labels, selection.systems, strict=True
-        )
-    ]
-    document = {
-        "info": {"description": "RadGenome-Anatomy masks projected from CT", "version": "1"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": categories,
-    }
-    folder.write(ANNOTATIONS, json_bytes(document))
+                self.annotations += 1
+                item = {"id": self.annotations, "image_id": image_id, **annotation}
+                separator = b", " if self.annotations > 1 else b""
+                self.handle.write(separator + json_bytes(item).rstrip())
+
+    def close(self) -> None:
+        """Write the images and finish the document."""
+        self.handle.write(b'], "images": ' + json_bytes(self.images).rstrip() + b"}\n")
+        self.handle.close()
 
 
 def open_coco(

@@ -32,6 +32,7 @@ from flows.maths.atoms import Atom, atoms_of, label_map, regions
 from storage.exports import ExportFolder, json_bytes, npz_arrays, png_bytes, png_pixels
 
 DATASET_JSON = "dataset.json"
+DESCRIPTION = "RadGenome-Anatomy masks projected from CT; each class is a region of atoms"
 TRAIN_SPLIT = "train"
 CHANNEL = "_0000"
 REGION_THRESHOLD = 0.5
@@ -84,33 +85,40 @@ def write_study(
     return cases
 
 
-def finish(
-    folder: ExportFolder,
-    studies: Sequence[list[dict[str, Any]]],
-    selection: Selection,
-    numbers: Mapping[Atom, int],
-) -> None:
-    """Write ``dataset.json`` (keys in the order nnU-Net's own examples use)."""
-    cases = [case for study in studies for case in study]
-    class_regions = regions(dict(numbers), len(selection.labels))
-    labels: dict[str, Any] = {"background": 0}
-    labels.update(zip(selection.labels, class_regions, strict=True))
-    document = {
-        "channel_names": {"0": "radiograph"},
-        "labels": labels,
-        "regions_class_order": [_written_value(region, numbers) for region in class_regions],
-        "numTraining": sum(case["split"] == TRAIN_SPLIT for case in cases),
-        "file_ending": ".png",
-        "overwrite_image_reader_writer": "NaturalImage2DIO",
-        "name": folder.url.rstrip("/").rsplit("/", 1)[-1],
-        "description": "RadGenome-Anatomy masks projected from CT; classes are regions of atoms",
-        "rga": {
-            "views": list(selection.views),
-            "atoms": [list(atom) for atom, _ in sorted(numbers.items(), key=lambda a: a[1])],
-            "cases": {case.pop("case"): case for case in cases},
-        },
-    }
-    folder.write(DATASET_JSON, json_bytes(document, indent=1))
+class DatasetJson:
+    """``dataset.json``, written when the last study is in (its cases are small)."""
+
+    def __init__(self, folder: ExportFolder, selection: Selection, numbers: Mapping[Atom, int]):
+        self.folder, self.selection, self.numbers = folder, selection, numbers
+        self.cases: list[dict[str, Any]] = []
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        """Append one study's cases."""
+        self.cases += records
+
+    def close(self) -> None:
+        """Write the file, keys in the order nnU-Net's own examples use."""
+        selection, numbers = self.selection, self.numbers
+        class_regions = regions(dict(numbers), len(selection.labels))
+        labels: dict[str, Any] = {"background": 0}
+        labels.update(zip(selection.labels, class_regions, strict=True))
+        cases = [dict(case) for case in self.cases]
+        document = {
+            "channel_names": {"0": "radiograph"},
+            "labels": labels,
+            "regions_class_order": [_written_value(region, numbers) for region in class_regions],
+            "numTraining": sum(case["split"] == TRAIN_SPLIT for case in cases),
+            "file_ending": ".png",
+            "overwrite_image_reader_writer": "NaturalImage2DIO",
+            "name": self.folder.url.rstrip("/").rsplit("/", 1)[-1],
+            "description": DESCRIPTION,
+            "rga": {
+                "views": list(selection.views),
+                "atoms": [list(atom) for atom, _ in sorted(numbers.items(), key=lambda a: a[1])],
+                "cases": {case.pop("case"): case for case in cases},
+            },
+        }
+        self.folder.write(DATASET_JSON, json_bytes(document, indent=1))
 
 
 def _written_value(region: Sequence[int], numbers: Mapping[Atom, int]) -> int:

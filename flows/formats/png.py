@@ -8,16 +8,19 @@ unknown, not empty; their masks are not written).
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
-
+from flows.formats.index import CsvIndex
 from flows.formats.study import Selection, StudyPixels
 from storage.exports import ExportFolder, png_bytes
 from storage.masks import PngFolder
 
 IMAGES, MASKS, TABLE = "images", "masks", "studies.csv"
 UNAVAILABLE_SEPARATOR = "|"
+
+
+def index(folder: ExportFolder, selection: Selection) -> CsvIndex:
+    """``studies.csv``, written a study at a time."""
+    columns = ["study", "view", "split", "height", "width", "pixel_spacing", "unavailable"]
+    return CsvIndex(folder, TABLE, columns)
 
 
 def write_study(folder: ExportFolder, pixels: StudyPixels, selection: Selection) -> list[list[str]]:
@@ -40,13 +43,3 @@ def write_study(folder: ExportFolder, pixels: StudyPixels, selection: Selection)
         ]
         for v, view in enumerate(selection.views)
     ]
-
-
-def finish(folder: ExportFolder, studies: Sequence[list[list[str]]], selection: Selection) -> None:
-    """Write ``studies.csv`` in study order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["study", "view", "split", "height", "width", "pixel_spacing", "unavailable"])
-    for rows in studies:
-        writer.writerows(rows)
-    folder.write(TABLE, buffer.getvalue().encode("utf-8"))
