@@ -22,6 +22,23 @@ def _keys(masks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed.reshape(packed.shape[0], -1).T)
 
 
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, axis=0, return_inverse=True)`` for (pixels, bytes) uint8 keys, exact,
+    by refining group ids one 8-byte word at a time (1-D uniques: ~20x faster than axis=0)."""
+    width = -(-keys.shape[1] // 8) * 8
+    words = np.zeros((keys.shape[0], width), np.uint8)
+    words[:, : keys.shape[1]] = keys
+    words = words.view(">u8")  # big-endian: the groups sort as the bytes do
+    group = np.zeros(keys.shape[0], np.int64)
+    for column in words.T:
+        _, rank = np.unique(column, return_inverse=True)
+        _, group = np.unique(group * (int(rank.max()) + 1) + rank, return_inverse=True)
+    group = group.ravel()
+    first = np.zeros(int(group.max()) + 1 if group.size else 0, np.int64)
+    first[group[::-1]] = np.arange(group.size)[::-1]  # each group's first pixel
+    return keys[first], group
+
+
 def _as_atom(key: np.ndarray, n_labels: int) -> Atom:
     return tuple(int(i) for i in np.flatnonzero(np.unpackbits(key)[:n_labels]))
 
@@ -31,7 +48,7 @@ def atoms_of(masks: np.ndarray) -> set[Atom]:
     masks = np.asarray(masks, bool)
     if masks.ndim == 4:
         masks = np.moveaxis(masks, 1, 0).reshape(masks.shape[1], -1, masks.shape[-1])
-    keys = np.unique(_keys(masks), axis=0)
+    keys, _ = _unique_rows(_keys(masks))
     found = {_as_atom(key, masks.shape[0]) for key in keys}
     return found - {()}
 
@@ -51,7 +68,7 @@ def label_map(masks: np.ndarray, numbers: dict[Atom, int]) -> np.ndarray:
     """The (y, x) uint16 label map of (label, y, x) masks; an atom without a number raises."""
     n_labels, height, width = masks.shape
     keys = _keys(masks)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    unique, inverse = _unique_rows(keys)
     values = np.zeros(len(unique), np.uint16)
     for row, key in enumerate(unique):
         atom = _as_atom(key, n_labels)

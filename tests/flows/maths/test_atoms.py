@@ -56,3 +56,12 @@ def test_an_atom_missing_from_the_numbering_is_refused():
     numbers.pop(max(numbers, key=len))
     with pytest.raises(KeyError, match="not an atom of the export"):
         atoms.label_map(image, numbers)
+
+
+def test_unique_rows_equal_numpys():
+    rng = np.random.default_rng(3)
+    for n_bytes in (1, 8, 9, 27):
+        keys = rng.integers(0, 3, (5000, n_bytes)).astype(np.uint8) * 85
+        unique, inverse = atoms._unique_rows(keys)
+        theirs, their_inverse = np.unique(keys, axis=0, return_inverse=True)
+        assert np.array_equal(unique, theirs) and np.array_equal(inverse, their_inverse.ravel())
