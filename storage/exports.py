@@ -1,6 +1,6 @@
 """Export folders (local or object storage) and the PNG, JSON and NPZ files they hold.
 
-An ``ExportFolder`` is a picklable address like ``storage.files.Folder``: every worker writes
+An ``ExportFolder`` is a picklable ``storage.files.Folder`` address: every worker writes
 its own files into it, one writer per file, so a study's files never meet another task's.
 PNG bytes depend only on the pixels (Pillow's defaults, no timestamps): reruns are identical.
 """
@@ -10,41 +10,26 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import IO, Any
 
-import fsspec
 import numpy as np
 from PIL import Image
 
-from storage.location import resolve_storage_options
+from storage.files import Folder
 
 _NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+]+,?\s*)*)\]")
 
 
-@dataclass(frozen=True)
-class ExportFolder:
-    """A folder of exported files; options (credentials) never appear in its repr."""
+class ExportFolder(Folder):
+    """A folder of exported files, addressed like an input ``Folder``; names below are
+    relative paths (``images/<study>/PA.png``), not single components."""
 
-    url: str
-    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        if "://" in self.url and not self.url.startswith("file://"):
-            options = resolve_storage_options(self.storage_options)
-            object.__setattr__(self, "storage_options", options)
-
-    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        fs, path = fsspec.core.url_to_fs(self.url, **dict(self.storage_options))
-        return fs, path.rstrip("/")
-
-    def path_of(self, name: str) -> str:
+    def file_url(self, name: str) -> str:
         """The URL of ``name`` (a relative path) inside the folder."""
         return f"{self.url.rstrip('/')}/{name}"
 
     def exists(self) -> bool:
-        """Whether anything is at the folder's address."""
+        """Whether anything (a folder or a file) is at the folder's address."""
         fs, path = self._fs()
         fs.invalidate_cache(path)
         return bool(fs.exists(path))
@@ -70,13 +55,13 @@ class ExportFolder:
         fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         return fs.open(target, "wb")
 
-    def read(self, name: str) -> bytes:
+    def read_file(self, name: str) -> bytes:
         """The whole file ``name``; FileNotFoundError names it."""
         fs, path = self._fs()
         try:
             return fs.cat_file(f"{path}/{name}")
         except FileNotFoundError:
-            raise FileNotFoundError(f"{self.path_of(name)} does not exist") from None
+            raise FileNotFoundError(f"{self.file_url(name)} does not exist") from None
 
     def files(self, under: str = "") -> list[str]:
         """Relative paths of the files below ``under`` (recursively), sorted."""

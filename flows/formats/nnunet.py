@@ -137,9 +137,9 @@ def is_prediction_folder(url: str, storage_options: Mapping[str, Any] | None = N
 def open_nnunet(url: str, storage_options: Mapping[str, Any] | None = None) -> NnunetIndex:
     """A folder of nnU-Net predictions with its ``dataset.json``; malformed files raise."""
     folder = ExportFolder(url, dict(storage_options or {}))
-    where = folder.path_of(DATASET_JSON)
+    where = folder.file_url(DATASET_JSON)
     try:
-        document = json.loads(folder.read(DATASET_JSON))
+        document = json.loads(folder.read_file(DATASET_JSON))
         labels = dict(document["labels"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{where} is not an nnU-Net dataset.json ({error})") from None
@@ -163,7 +163,7 @@ def open_nnunet(url: str, storage_options: Mapping[str, Any] | None = None) -> N
         elif "_" in case:
             key = tuple(case.rsplit("_", 1))  # type: ignore[assignment]
         else:
-            raise ValueError(f"{folder.path_of(name)}: {case!r} is not <study>_<view>")
+            raise ValueError(f"{folder.file_url(name)}: {case!r} is not <study>_<view>")
         if suffix == "png" or key not in files:  # label maps win over probabilities
             files[key] = name
     return NnunetIndex(folder, where, class_regions, files)
@@ -217,14 +217,14 @@ def _study_masks(
     for v, name in enumerate(files):
         if name is None:
             continue
-        where = folder.path_of(name)
+        where = folder.file_url(name)
         if name.endswith(".png"):
-            pixels = png_pixels(folder.read(name), where)
+            pixels = png_pixels(folder.read_file(name), where)
             _check_shape(pixels.shape, shape, where)
             for label, region in class_regions.items():
                 out[v, labels.index(label)] = np.isin(pixels, region)
         else:
-            probabilities = npz_arrays(folder.read(name), where).get("probabilities")
+            probabilities = npz_arrays(folder.read_file(name), where).get("probabilities")
             if probabilities is None:
                 raise ValueError(f"{where} holds no 'probabilities' array")
             probabilities = probabilities.reshape(probabilities.shape[0], *probabilities.shape[-2:])

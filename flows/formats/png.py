@@ -28,7 +28,7 @@ def write_study(folder: ExportFolder, pixels: StudyPixels, selection: Selection)
     for v, view in enumerate(selection.views):
         folder.write(f"{IMAGES}/{pixels.study}/{view}.png", png_bytes(pixels.images[v]))
     known = pixels.masks & pixels.available[None, :, None, None]
-    masks = PngFolder(folder.path_of(MASKS), folder.storage_options)
+    masks = PngFolder(folder.file_url(MASKS), folder.storage_options)
     masks.write(pixels.study, known, selection.views, selection.labels)
     unavailable = UNAVAILABLE_SEPARATOR.join(pixels.unavailable(selection))
     return [
