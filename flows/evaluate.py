@@ -68,6 +68,7 @@ class EvaluateSummary:
     """What an evaluation did."""
 
     dest: str
+    prediction: str = ""
     evaluated: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # ground truth without prediction
@@ -99,7 +100,7 @@ def evaluate(
     readers = _prediction_readers(predictions, truth)
     wanted = _names(truth["study"])
     studies = [s for s in wanted if s in readers]
-    summary = EvaluateSummary(dest=dest.url)
+    summary = EvaluateSummary(dest=dest.url, prediction=predictions.url)
     summary.missing = [s for s in wanted if s not in readers]
     summary.unknown = sorted(set(readers) - set(_names(committed["study"])))
     if not studies:

@@ -223,7 +223,8 @@ def print_evaluation(summary: EvaluateSummary) -> None:
         note(f"  {count} ground-truth studies have no prediction: {_some(summary.missing)}")
     if summary.unknown:
         count = len(summary.unknown)
-        note(f"  {count} predicted studies are not in the ground truth: {_some(summary.unknown)}")
+        where = summary.prediction
+        note(f"  {count} studies of {where} are not in the ground truth: {_some(summary.unknown)}")
 
 
 def _some(names: list[str], limit: int = 10) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from flows.formats.study import Selection, StudyPixels, case_name
-from flows.maths.atoms import Atom, atoms_of, label_map, regions
+from flows.maths.atoms import Atom, atoms_of, class_masks, label_map, regions
 from storage.exports import ExportFolder, json_bytes, npz_arrays, png_bytes, png_pixels
 
 DATASET_JSON = "dataset.json"
@@ -221,13 +221,18 @@ def _study_masks(
         if name.endswith(".png"):
             pixels = png_pixels(folder.read_file(name), where)
             _check_shape(pixels.shape, shape, where)
-            for label, region in class_regions.items():
-                out[v, labels.index(label)] = np.isin(pixels, region)
+            positions = [labels.index(label) for label in class_regions]
+            out[v, positions] = class_masks(pixels, list(class_regions.values()))
         else:
             probabilities = npz_arrays(folder.read_file(name), where).get("probabilities")
             if probabilities is None:
                 raise ValueError(f"{where} holds no 'probabilities' array")
-            probabilities = probabilities.reshape(probabilities.shape[0], *probabilities.shape[-2:])
+            if probabilities.ndim == 4 and probabilities.shape[1] == 1:  # 2D: (C, 1, y, x)
+                probabilities = probabilities[:, 0]
+            if probabilities.ndim != 3:
+                raise ValueError(
+                    f"{where}: probabilities of shape {probabilities.shape} are not 2D"
+                )
             if probabilities.shape[0] != len(order):
                 raise ValueError(
                     f"{where} has {probabilities.shape[0]} region channels; dataset.json lists "

@@ -89,5 +89,11 @@ def regions(numbers: dict[Atom, int], n_labels: int) -> list[list[int]]:
 
 
 def class_masks(labels: np.ndarray, class_regions: Sequence[Sequence[int]]) -> np.ndarray:
-    """(label, y, x) masks rebuilt from a label map and each class's region."""
-    return np.stack([np.isin(labels, list(region)) for region in class_regions])
+    """(label, y, x) masks rebuilt from a label map and each class's region (one table lookup
+    per pixel, not one ``isin`` per class)."""
+    labels = np.asarray(labels)
+    table = np.zeros((int(labels.max(initial=0)) + 1, len(class_regions)), bool)
+    for position, region in enumerate(class_regions):
+        ids = [i for i in region if 0 <= i < table.shape[0]]
+        table[ids, position] = True
+    return np.ascontiguousarray(np.moveaxis(table[labels], -1, 0))

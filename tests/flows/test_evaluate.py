@@ -187,7 +187,7 @@ def test_bad_predictions_fail_alone_with_their_study_named(gt, truth, tmp_path, 
     assert code == 1
     assert "FAILED phantom-0001: ValueError: study phantom-0001: PA/hart.png names no class" in err
     assert "FAILED phantom-0002" in err and "is 384 x 100 pixels" in err
-    assert "1 predicted studies are not in the ground truth: not-a-study" in err
+    assert f"1 studies of {root} are not in the ground truth: not-a-study" in err
     assert "FAILED" not in out
     results = open_results(StoreRef(str(dest)))
     assert [str(s) for s in results.study.values] == ["phantom-0000"]

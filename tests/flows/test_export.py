@@ -378,6 +378,14 @@ def test_predictions_that_do_not_fit_are_clear_errors(exported, dataset, tmp_pat
         captured = capsys.readouterr()
         assert code == 1 and messages[name] in captured.err + captured.out, captured
         assert str(path) in captured.err + captured.out
+    document = json.loads(json.dumps(source))
+    document["images"][0].update(study="not-a-study", file_name="not-a-study/PA.png")
+    (tmp_path / "unknown.json").write_text(json.dumps(document))
+    code = main(["evaluate", str(tmp_path / "unknown.json"), str(tmp_path / "u"), "--gt",
+                 str(dataset), "--scheduler", "threads"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0  # the known studies are scored; the unknown one is named with its file
+    assert f"1 studies of {tmp_path / 'unknown.json'} are not in the ground truth" in captured.err
     results = tmp_path / "results.json"
     results.write_text("[]")
     assert main(["evaluate", str(results), str(tmp_path / "r"), "--gt", str(dataset)]) == 1
