@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import dask
 import dask.array as da
@@ -26,7 +25,7 @@ import xarray as xr
 
 import storage.dataset as dataset_store
 from catalog.reader import open_catalog
-from flows.maths.projection import region_masks
+from flows.prediction_store import prediction_template, write_predictions
 from storage.location import StoreRef
 from storage.masks import read_study_masks
 
@@ -67,12 +66,20 @@ def predict_atlas(
     block = tuple(int(n) for n in everything["mask"].shape[1:])  # (view, label, y, x)
     atlas, has_class = _atlas(gt, [positions[s] for s in train], available, block, threshold)
     truth = truth.sel(study=list(targets))
-    dataset_store.create(dest, _template(truth, gt, threshold, len(train)))
+    model = {
+        "model": "mean-shape atlas",
+        "threshold": threshold,
+        "ground_truth": gt.url,
+        "training_studies": len(train),
+    }
+    dataset_store.create(dest, prediction_template(truth, model))
     summary = AtlasSummary(dest.url, list(train), classes=int(has_class.sum()))
     (atlas,) = dask.persist(atlas)  # computed once, reused by every batch
     for start in range(0, len(targets), batch_size):
         region = slice(start, min(start + batch_size, len(targets)))
-        _write_batch(dest, truth.isel(study=region), atlas, has_class, region)
+        n = region.stop - region.start
+        everyone = np.broadcast_to(has_class, (n, has_class.size))
+        write_predictions(dest, truth.isel(study=region), da.stack([atlas] * n), everyone, region)
         summary.predicted += list(targets[region])
         if on_batch:
             on_batch(region.stop, len(targets))
@@ -125,68 +132,3 @@ def _sum_masks(gt: StoreRef, positions: Sequence[int], available: np.ndarray) ->
         total = masks.astype(np.int32) if total is None else total + masks
     assert total is not None  # callers pass at least one study
     return total
-
-
-def _write_batch(
-    dest: StoreRef,
-    part: xr.Dataset,
-    atlas: da.Array,
-    has_class: np.ndarray,
-    region: slice,
-) -> None:
-    """Write the atlas as the prediction of the studies of ``part`` and commit them."""
-    n = part.sizes["study"]
-    views, canvas = part.sizes["view"], part.sizes["y"]
-    systems = [str(s) for s in part["system"].values]
-    groups = [tuple(np.flatnonzero([s == str(r) for s in systems])) for r in part["region"].values]
-    mask = da.stack([atlas] * n)
-    image = da.zeros((n, views, canvas, canvas), dtype=np.uint8, chunks=(1, views, canvas, canvas))
-    region_chunks = (1, views, len(groups), canvas, canvas)
-    regions = da.map_blocks(region_masks, mask, groups=groups, dtype=bool, chunks=region_chunks)
-    lazy = xr.Dataset(
-        {
-            "image": (("study", "view", "y", "x"), image),  # the atlas sees no image
-            "mask": (("study", "view", "label", "y", "x"), mask),
-            "region_mask": (("study", "view", "region", "y", "x"), regions),
-        }
-    )
-    heavy = dataset_store.write_heavy(dest, lazy, region)
-    written = da.from_delayed(dask.delayed(_true)(heavy), (), bool)
-    footprint = mask.sum(axis=(-2, -1), dtype=np.int32)
-    # Only dask arrays in this compute (dask 2026.8 misorders mixed Delayed/Array computes).
-    _, footprints = dask.compute(written, footprint)
-    small = xr.Dataset(
-        {
-            "footprint": (("study", "view", "label"), footprints),
-            "available": (("study", "label"), np.broadcast_to(has_class, (n, has_class.size))),
-            "pixel_spacing": (("study", "view"), part["pixel_spacing"].values),
-        }
-    )
-    dataset_store.write_small(dest, small, region)
-    dataset_store.set_committed(dest, dict.fromkeys(range(region.start, region.stop), True))
-
-
-def _true(_: Any) -> np.ndarray:
-    return np.array(True)
-
-
-def _template(truth: xr.Dataset, gt: StoreRef, threshold: float, n_train: int) -> xr.Dataset:
-    """The prediction store's template: the ground truth's coordinates and parameters."""
-    coords: dict[str, Any] = {}
-    for name in ("view", "label", "region", "system", "organ", "substructure", "level", "split"):
-        dim = truth[name].dims[0]
-        coords[name] = (dim, np.array([str(v) for v in truth[name].values], dtype=object))
-    coords["pathology"] = ("label", truth["pathology"].values.astype(bool))
-    attrs = {
-        "rga_format": dataset_store.DATASET_FORMAT,
-        "rga_parameters": dict(truth.attrs.get("rga_parameters", {})),
-        "rga_prediction": {
-            "model": "mean-shape atlas",
-            "threshold": threshold,
-            "ground_truth": gt.url,
-            "training_studies": n_train,
-        },
-    }
-    return dataset_store.template(
-        [str(s) for s in truth["study"].values], truth.sizes["y"], coords, attrs
-    )

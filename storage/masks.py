@@ -45,6 +45,39 @@ def read_study_images(ref: StoreRef, position: int) -> np.ndarray:
     return np.asarray(root["image"][position], dtype=np.uint8)
 
 
+class DatasetReader:
+    """Whole studies of one dataset store, for loaders that read item by item.
+
+    The store is opened on first use in each process (a pickled reader, e.g. in a PyTorch
+    DataLoader worker, opens its own) and the last study read is kept, so that its two views
+    cost one read. A study's masks are one shard: one request, however many classes.
+    """
+
+    def __init__(self, store: StoreRef | Any):
+        self.store = store
+        self._root: zarr.Group | None = None
+        self._last: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"store": self.store, "_root": None, "_last": None}
+
+    def _group(self) -> zarr.Group:
+        if self._root is None:
+            store = (
+                self.store.open(read_only=True) if isinstance(self.store, StoreRef) else self.store
+            )
+            self._root = zarr.open_group(store, mode="r", zarr_format=3)
+        return self._root
+
+    def study(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """The images (view, y, x) uint8 and masks (view, label, y, x) bool at ``position``."""
+        if self._last is None or self._last[0] != position:
+            root = self._group()
+            images = np.asarray(root["image"][position], dtype=np.uint8)
+            self._last = (position, images, np.asarray(root["mask"][position], dtype=bool))
+        return self._last[1], self._last[2]
+
+
 @dataclass(frozen=True)
 class PngFolder:
     """A folder (path or fsspec URL) of predicted masks as PNG files, one per study/view/class."""

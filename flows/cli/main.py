@@ -19,9 +19,11 @@ from flows.cli import dataset as cli_dataset
 from flows.cli import evaluation as cli_evaluation
 from flows.cli import export as cli_export
 from flows.cli import reports as cli_reports
+from flows.cli import train as cli_train
 from flows.cli.options import EXIT_BAD_INPUT, EXIT_USAGE, UsageError, add_verbosity, sentence
 from flows.export import OutputExists
 from flows.runtime.cluster import SchedulerUnreachable
+from flows.train import MissingExtra
 from flows.update import ParametersChanged
 from storage.lock import StoreLocked
 
@@ -30,7 +32,7 @@ log = logging.getLogger("rga")
 # Refusals that a flag resolves (--scheduler, --rebuild, --wait, --overwrite): usage errors, 2.
 _FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked, OutputExists)
 # Raised while reading stores and data, after the arguments were checked: bad input, status 1.
-_BAD_INPUT = (ValueError, KeyError, FileNotFoundError)
+_BAD_INPUT = (ValueError, KeyError, FileNotFoundError, MissingExtra)  # MissingExtra: no torch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_evaluation.register(commands)  # evaluate, compare, atlas
     cli_reports.register(commands)  # stats, measure, preview
     cli_export.register(commands)  # export
+    cli_train.register(commands)  # train, predict
     for command in commands.choices.values():
         add_verbosity(command)
     return parser
