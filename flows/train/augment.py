@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-MAX_DEGREES, MAX_SCALE, MAX_SHIFT = 7.0, 0.1, 0.06  # rotation, relative zoom, share of the image
+MAX_DEGREES, MAX_SCALE, MAX_SHIFT = 3.0, 0.05, 0.02  # rotation, relative zoom, share of the image
 
 
 def augment(

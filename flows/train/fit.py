@@ -95,7 +95,9 @@ def train(
     )
     torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
     torch.manual_seed(options.seed)
-    network = build_network(config).to(device)
+    network = build_network(config)
+    network.set_prior(_class_shares(data, size, config.views))
+    network = network.to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=options.lr)
     shuffle = torch.Generator().manual_seed(options.seed)
     augmentation = torch.Generator().manual_seed(options.seed + 1)
@@ -127,8 +129,9 @@ def train(
             images, masks = augment(images, masks, augmentation)
             images, masks = images.to(device), masks.to(device)
             available = batch["available"].to(device)
+            views = view_indices(batch["view"], config.views).to(device)
             optimiser.zero_grad(set_to_none=True)
-            loss = masked_bce_dice(network(images), masks, available)
+            loss = masked_bce_dice(network(images, views), masks, available)
             loss.backward()
             optimiser.step()
             total, count = total + float(loss.detach()) * len(images), count + len(images)
@@ -143,13 +146,36 @@ def train(
     return summary
 
 
-def _resized(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
-    """Images (bilinear, antialiased) and masks (share of the pixel >= 0.5) at ``size``."""
+def view_indices(views: list[str], order: list[str]) -> torch.Tensor:
+    """The positions of a batch's views in the model's view order."""
+    return torch.tensor([order.index(v) for v in views], dtype=torch.long)
+
+
+def _class_shares(data: RadiographDataset, size: int, views: list[str]) -> torch.Tensor:
+    """(view, label, size, size): the share of training radiographs whose class covers each
+    pixel, among those whose input has the class (the soft atlas)."""
+    covered = torch.zeros(len(views), len(data.labels), size, size, dtype=torch.float64)
+    given = torch.zeros(len(views), len(data.labels), 1, 1, dtype=torch.float64)
+    for index in range(len(data)):
+        item = data[index]
+        image = torch.from_numpy(item["image"])[None]
+        _, mask = _resized(image, torch.from_numpy(item["mask"])[None], size, soft=True)
+        available = torch.from_numpy(item["available"]).double().view(-1, 1, 1)
+        view = views.index(item["view"])
+        covered[view] += mask[0].double() * available
+        given[view] += available
+    return (covered / given.clamp(min=1)).float()
+
+
+def _resized(
+    images: torch.Tensor, masks: torch.Tensor, size: int, *, soft: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (bilinear, antialiased) and masks (share of the pixel; >= 0.5 unless ``soft``)."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images, masks.float()
     images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-    masks = F.interpolate(masks.float(), size=(size, size), mode="area") >= 0.5
-    return images, masks.float()
+    masks = F.interpolate(masks.float(), size=(size, size), mode="area")
+    return images, masks if soft else (masks >= 0.5).float()
 
 
 def _save(

@@ -1,6 +1,12 @@
 """The network and the model folder: MONAI's 2D U-Net with one sigmoid output per class, its
 weights and ``config.json`` (label order, image size, normalisation, the dataset it saw).
 
+The U-Net predicts a correction to a prior: each class's log-odds at each pixel of each view in
+the training split (the soft mean-shape atlas). Its per-class output gate starts at zero, so an
+untrained model is the atlas thresholded at 0.5, and training learns from each image where the
+study differs from the mean (heart size, spine curvature, patient position). Without the prior,
+40 epochs on 32 studies left the U-Net far below the atlas (class-balanced Dice ~0.5 vs 0.9).
+
 MONAI rather than segmentation-models-pytorch: its U-Net needs no pretrained encoder, so nothing
 is downloaded at run time, and it is the medical-imaging field's own library (residual units,
 instance norm), installable with torch alone.
@@ -48,10 +54,32 @@ class ModelConfig:
             raise ValueError(f"{path} is not an rga model config ({error})") from None
 
 
-def build_network(config: ModelConfig) -> torch.nn.Module:
-    """The 2D U-Net: 1 input channel, one output (a logit) per class."""
+PRIOR_FLOOR = 1e-3  # the prior's smallest probability: log-odds stay finite
+
+
+class PriorUNet(torch.nn.Module):
+    """Logits = prior[view] + gate * U-Net(image): one logit per class and pixel."""
+
+    def __init__(self, unet: torch.nn.Module, n_views: int, n_labels: int, size: int):
+        super().__init__()
+        self.unet = unet
+        self.register_buffer("prior", torch.zeros(n_views, n_labels, size, size))
+        self.gate = torch.nn.Parameter(torch.zeros(n_labels))
+
+    def forward(self, images: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """(N, L, H, W) logits of (N, 1, H, W) images; ``views`` (N,) indexes ``prior``."""
+        return self.prior[views] + self.gate.view(1, -1, 1, 1) * self.unet(images)
+
+    def set_prior(self, share: torch.Tensor) -> None:
+        """The prior from each (view, class, pixel)'s share of training masks covering it."""
+        share = share.clamp(PRIOR_FLOOR, 1 - PRIOR_FLOOR)
+        self.prior.copy_(torch.log(share) - torch.log1p(-share))
+
+
+def build_network(config: ModelConfig) -> PriorUNet:
+    """The 2D U-Net (1 input channel, one output per class) around the atlas prior."""
     channels = tuple(config.channels)
-    return UNet(
+    unet = UNet(
         spatial_dims=2,
         in_channels=1,
         out_channels=len(config.labels),
@@ -60,3 +88,4 @@ def build_network(config: ModelConfig) -> torch.nn.Module:
         num_res_units=1,
         norm="instance",
     )
+    return PriorUNet(unet, len(config.views), len(config.labels), config.image_size)

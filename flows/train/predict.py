@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import storage.dataset as dataset_store
 from catalog import RadiographDataset, open_catalog, select
 from flows.prediction_store import prediction_template, write_predictions
-from flows.train.fit import resolve_device
+from flows.train.fit import resolve_device, view_indices
 from flows.train.model import WEIGHTS, ModelConfig, build_network
 from storage.location import StoreRef
 
@@ -59,6 +59,8 @@ def predict(
     network.load_state_dict(torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True))
     network.to(target).eval()
     views = [str(v) for v in truth["view"].values]
+    if any(view not in config.views for view in views):
+        raise ValueError(f"the model knows the views {config.views}, {dataset.url} has {views}")
     data = RadiographDataset(dataset, split=split, views=views)
     outputs = [labels.index(n) for n in config.labels]  # the model's classes in the store
     predictable = np.zeros(len(labels), bool)
@@ -77,7 +79,8 @@ def predict(
             for v in range(len(views))
         ]
         images = torch.from_numpy(np.stack([item["image"] for item in items]))
-        masks = _masks(network, images, config.image_size, canvas, threshold, target)
+        views_of = view_indices([item["view"] for item in items], config.views)
+        masks = _masks(network, images, views_of, config.image_size, canvas, threshold, target)
         full = np.zeros((len(items), len(labels), canvas, canvas), bool)
         full[:, outputs] = masks
         full = full.reshape(region.stop - region.start, len(views), len(labels), canvas, canvas)
@@ -95,6 +98,7 @@ def predict(
 def _masks(
     network: torch.nn.Module,
     images: torch.Tensor,
+    views: torch.Tensor,
     size: int,
     canvas: int,
     threshold: float,
@@ -103,7 +107,7 @@ def _masks(
     """Thresholded sigmoid masks (N, L, canvas, canvas) of (N, 1, H, W) images."""
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-    logits = network(images.to(device))
+    logits = network(images.to(device), views.to(device))
     if logits.shape[-1] != canvas:
         logits = F.interpolate(logits, size=(canvas, canvas), mode="bilinear")
     return (torch.sigmoid(logits) >= threshold).cpu().numpy()
