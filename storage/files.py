@@ -7,6 +7,7 @@ client and on every worker. Listings are never served from a stale cache.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,42 @@ class Folder:
     @property
     def is_local(self) -> bool:
         return isinstance(self._fs()[0], LocalFileSystem)
+
+    def holds(self, other: Folder) -> bool:
+        """Whether ``other`` is this folder or lies below it (by address)."""
+        mine, theirs = self.url.rstrip("/"), other.url.rstrip("/")
+        return theirs == mine or theirs.startswith(mine + "/")
+
+    def local_path(self, name: str | None = None) -> str | None:
+        """The absolute path of this folder (or of ``name`` in it) on local disk; None on object
+        stores."""
+        fs, path = self._fs()
+        if not isinstance(fs, LocalFileSystem):
+            return None
+        if name is not None:
+            _check_component(name)
+            path = f"{path}/{name}"
+        return os.path.abspath(path)
+
+
+def link_target(root: Folder, folder: Folder, name: str) -> str | None:
+    """Where the file ``name`` of ``folder`` (at or below ``root``) really is, when a symbolic
+    link below ``root`` leads there; None when no link is on the way (object stores have none).
+    A ``root`` that is itself a link does not count: it is where the user pointed."""
+    path, top = folder.local_path(name), root.local_path()
+    if path is None or top is None:
+        return None
+    real = os.path.realpath(path)
+    unlinked = os.path.normpath(os.path.join(os.path.realpath(top), os.path.relpath(path, top)))
+    return None if real == unlinked else real
+
+
+def is_inside(path: str, folder: Folder) -> bool:
+    """Whether the local ``path`` lies within ``folder`` once links are resolved."""
+    top = folder.local_path()
+    if top is None:
+        return False
+    return os.path.commonpath([os.path.realpath(top), path]) == os.path.realpath(top)
 
 
 def walk(root: Folder, prune: Callable[[str], bool]) -> Iterator[tuple[Folder, list[Entry]]]:

@@ -29,8 +29,8 @@ from flows.cli.options import (
 )
 from flows.ingest import IngestSummary, ingest
 from flows.inputs.layouts import LAYOUTS as FILE_LAYOUTS
-from flows.inputs.layouts import LayoutOptions, discover
-from flows.inputs.nifti import grid_affine
+from flows.inputs.layouts import LayoutOptions, ReadLimits, discover
+from flows.inputs.nifti import DEFAULT_MAX_VOXELS, grid_affine
 from flows.maths.projection import ATTENUATION_MODELS, CANVAS
 from flows.phantom import phantom_inputs
 from flows.update import UpdateSummary, build, update
@@ -197,6 +197,19 @@ def _layout_options(parser: argparse.ArgumentParser) -> None:
         help="totalsegmentator: table totalsegmentator,class of names to classes "
         "(default: the packaged catalog/totalsegmentator_map.csv)",
     )
+    group.add_argument(
+        "--max-voxels",
+        type=positive_int,
+        metavar="N",
+        help="refuse a file whose header claims more voxels "
+        f"(default {DEFAULT_MAX_VOXELS:,}: 512 x 512 x 2048)",
+    )
+    group.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        default=None,
+        help="read files that symbolic links place outside INPUT (default: refuse them)",
+    )
 
 
 _LAYOUT_FLAGS = {
@@ -207,6 +220,8 @@ _LAYOUT_FLAGS = {
     "class_map": ("totalsegmentator",),
     "label_map": ("totalsegmentator",),
     "study": FILE_LAYOUTS,
+    "max_voxels": FILE_LAYOUTS,
+    "follow_symlinks": FILE_LAYOUTS,
 }
 
 
@@ -236,6 +251,10 @@ def _layout_settings(args: argparse.Namespace) -> LayoutOptions:
         settings["class_map"] = parse_class_map(read_text(args.class_map, options), args.class_map)
     if args.label_map is not None:
         settings["name_map"] = parse_name_map(read_text(args.label_map, options), args.label_map)
+    settings["limits"] = ReadLimits(
+        max_voxels=args.max_voxels or DEFAULT_MAX_VOXELS,
+        follow_symlinks=bool(args.follow_symlinks),
+    )
     return LayoutOptions(**settings)
 
 

@@ -14,7 +14,10 @@
 Discovery runs on the client and lists only what it must (the study folders; for RadGenome the
 folders down to the volumes, never inside ``seg_*``). Each study is a small picklable input
 whose ``load`` runs on a worker: it reads and checks the CT, then yields the masks one at a time.
-Every problem is an ``InputError`` naming the file.
+Every problem is an ``InputError`` naming the file. Files are bounded by ``ReadLimits``: a
+header may claim at most ``max_voxels`` voxels, and a file that a symbolic link places outside
+INPUT (and outside ``--masks``) is refused unless ``follow_symlinks``; the provenance of a file
+read through a link records where it resolved to.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from flows.inputs import nifti
 from flows.inputs.nifti import Canonical, Grid, InputError
 from flows.inputs.study import LoadedStudy, StudyInput
 from flows.maths.boxes import BoxMask
-from storage.files import Entry, Folder, walk
+from storage.files import Entry, Folder, is_inside, link_target, walk
 from storage.location import check_study_id
 
 LAYOUTS: tuple[str, ...] = ("radgenome", "totalsegmentator", "generic")
@@ -53,6 +56,14 @@ _CT_RATE_VOLUME = re.compile(r"^(train|valid)_\d+_[A-Za-z]+_\d+$")
 
 
 @dataclass(frozen=True)
+class ReadLimits:
+    """What a study's files may claim and where they may lie (CLI flags)."""
+
+    max_voxels: int = nifti.DEFAULT_MAX_VOXELS
+    follow_symlinks: bool = False  # read files that links place outside the input folders
+
+
+@dataclass(frozen=True)
 class LayoutOptions:
     """What a layout needs besides INPUT (CLI flags)."""
 
@@ -63,6 +74,7 @@ class LayoutOptions:
     class_map: Mapping[int, str] | None = None  # totalsegmentator multi-label (default v2)
     name_map: NameMap | None = None  # totalsegmentator names -> classes (default packaged)
     studies: tuple[str, ...] | None = None  # only these study ids
+    limits: ReadLimits = ReadLimits()
 
 
 def discover(layout: str, root: Folder, options: LayoutOptions | None = None) -> list[StudyInput]:
@@ -86,7 +98,7 @@ def discover(layout: str, root: Folder, options: LayoutOptions | None = None) ->
     )  # hidden folders (.ipynb_checkpoints, ...) are never studies
     name_map = options.name_map or default_name_map()
     return [
-        FolderStudy(study_id, options.split, layout, root, name_map, label_map)
+        FolderStudy(study_id, options.split, layout, root, name_map, label_map, options.limits)
         for study_id in sorted(ids)
     ]
 
@@ -145,10 +157,11 @@ class FolderStudy:
     root: Folder
     name_map: NameMap = field(repr=False)
     label_map: ResolvedClassMap | None = field(default=None, repr=False)
+    limits: ReadLimits = ReadLimits()
 
     def load(self) -> LoadedStudy:
         folder = self.root.child(check_study_id(self.study_id))
-        reader = _Reader(self.root, self.layout, self.split)
+        reader = _Reader(self.root, self.layout, self.split, self.limits, (self.root,))
         entries = folder.list()
         if not entries:
             raise InputError(f"the study folder {folder.url} does not exist or is empty")
@@ -185,6 +198,8 @@ class RadGenomeStudy:
     spacing: tuple[float, float, float] = RADGENOME_SPACING
     orientation: str = RADGENOME_ORIENTATION
     problem: str | None = None  # found at discovery (e.g. the volume is there twice)
+    limits: ReadLimits = ReadLimits()
+    masks_root: Folder | None = None  # --masks, where it is not INPUT
 
     def load(self) -> LoadedStudy:
         check_study_id(self.study_id)
@@ -200,7 +215,8 @@ class RadGenomeStudy:
                 f"no masks: no folder {_SEG_PREFIX}{self.study_id} was found for "
                 f"{self.ct[0].path_of(self.ct[1])}"
             )
-        reader = _Reader(self.root, "radgenome", self.split)
+        roots = (self.root,) if self.masks_root is None else (self.root, self.masks_root)
+        reader = _Reader(self.root, "radgenome", self.split, self.limits, roots)
         source = _BinaryFiles(self.masks, None, expected_count=RADGENOME_CLASSES)
         return reader.load(self.ct, source, preset=(self.spacing, self.orientation))
 
@@ -226,6 +242,8 @@ class _Reader:
     root: Folder
     layout: str
     split: str
+    limits: ReadLimits
+    roots: tuple[Folder, ...]  # where files may lie unless limits.follow_symlinks
     inputs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
@@ -242,11 +260,22 @@ class _Reader:
         """The file's bytes and its name relative to the input root (for messages)."""
         folder, name = location
         relative = self.relative(folder, name)
+        root = next((r for r in self.roots if r.holds(folder)), self.root)
+        resolved = link_target(root, folder, name)  # None: no symbolic link on the way
+        escapes = resolved is not None and not any(is_inside(resolved, r) for r in self.roots)
+        if escapes and not self.limits.follow_symlinks:
+            raise InputError(
+                f"{relative} is a symbolic link to {resolved}, outside the input folder; "
+                "pass --follow-symlinks to read it"
+            )
         try:
             data = folder.read(name)
         except FileNotFoundError:
             raise InputError(f"{relative} does not exist") from None
-        self.inputs.append({"path": relative, "bytes": len(data), "sha256": _sha256(data)})
+        record = {"path": relative, "bytes": len(data), "sha256": _sha256(data)}
+        if resolved is not None:
+            record["resolved"] = resolved
+        self.inputs.append(record)
         return data, relative
 
     def load(
@@ -257,7 +286,7 @@ class _Reader:
     ) -> LoadedStudy:
         """Read and check the CT now; the masks are read when the returned iterator is consumed."""
         data, name = self.read(ct_location)
-        volume = nifti.decode(data, name)
+        volume = nifti.decode(data, name, self.limits.max_voxels)
         del data
         file_grid = volume.grid
         affine = volume.affine if preset is None else _preset_affine(volume, *preset)
@@ -306,7 +335,7 @@ class _BinaryFiles(_MaskSource):
     ) -> Iterator[tuple[str, BoxMask]]:
         for name, file in self._files(reader):
             data, relative = reader.read((self.folder, file))
-            mask_grid, box = nifti.decode_mask(data, relative)
+            mask_grid, box = nifti.decode_mask(data, relative, reader.limits.max_voxels)
             del data
             nifti.check_same_grid(grid, mask_grid)
             yield name, canonical.box(box)
@@ -370,7 +399,7 @@ class _LabelMapFile(_MaskSource):
         self, reader: _Reader, grid: Grid, canonical: Canonical
     ) -> Iterator[tuple[str, BoxMask]]:
         data, relative = reader.read(self.location)
-        volume = nifti.decode(data, relative)
+        volume = nifti.decode(data, relative, reader.limits.max_voxels)
         del data
         nifti.check_same_grid(grid, volume.grid)
         labels = canonical.array(nifti.label_map(volume))
@@ -447,6 +476,8 @@ def _radgenome_inputs(root: Folder, options: LayoutOptions) -> list[StudyInput]:
                 options.spacing,
                 options.orientation,
                 problem,
+                options.limits,
+                options.masks,
             )
         )
     for study_id in options.studies or ():

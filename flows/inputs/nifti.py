@@ -2,7 +2,11 @@
 
 Every check raises ``InputError`` with a sentence naming the file and the problem: truncated or
 corrupt gzip, not NIfTI, not 3D, zero or negative spacing, NaN or infinite values, values that
-are not Hounsfield units, masks that are not binary or not on the CT's grid. Volumes are brought
+are not Hounsfield units, masks that are not binary or not on the CT's grid. Hostile files are
+refused before memory grows: a header claiming more than ``max_voxels`` voxels, or more bytes
+than the file can decode to (DEFLATE expands at most 1032-fold), fails before any voxel buffer
+is allocated, and a gzip stream that goes on inflating past the end of the voxels its header
+promises is stopped ``TRAILING_SLACK`` bytes later. Volumes are brought
 to RAS-canonical voxel order the way ``nibabel.as_closest_canonical`` does, with the CT's
 reordering applied unchanged to its masks so that they stay aligned voxel for voxel.
 """
@@ -24,9 +28,18 @@ import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation
 from zlib_ng import zlib_ng
 
-from flows.codecs.plane_reader import SparseGzipError, open_dense, open_planes, set_bounds
+from flows.codecs.plane_reader import (
+    GZIP_MAGIC,
+    SparseGzipError,
+    open_dense,
+    open_planes,
+    set_bounds,
+)
 from flows.maths.boxes import BoxMask, box_mask
 
+DEFAULT_MAX_VOXELS = 2**29  # 512 x 512 x 2048: keeps one study's ingest within a 4 GiB worker
+DEFLATE_MAX_RATIO = 1032  # DEFLATE's largest expansion (258-byte copies of 2-bit codes)
+TRAILING_SLACK = 1 << 16  # decoded bytes tolerated after the voxels (NIfTI defines none)
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner
 AIR_HU = -900.0  # a chest CT's darkest voxels are air (about -1000 HU) ...
 TISSUE_HU = 100.0  # ... and its brightest are at least soft tissue (bone in practice)
@@ -102,13 +115,15 @@ class Canonical:
         return affine if self.identity else affine @ inv_ornt_aff(self.ornt, self.shape)
 
 
-def decode(data: bytes, name: str) -> Volume:
+def decode(data: bytes, name: str, max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
     """A 3D volume from the bytes of a ``.nii`` or ``.nii.gz`` file (NIfTI-1 or NIfTI-2)."""
     with _opened(data, name, open_dense) as stream:
-        return _dense(stream, _read_header(stream, name))
+        return _dense(stream, _read_header(stream, name, _Budget.of(data, max_voxels)))
 
 
-def decode_mask(data: bytes, name: str) -> tuple[Grid, BoxMask]:
+def decode_mask(
+    data: bytes, name: str, max_voxels: int = DEFAULT_MAX_VOXELS
+) -> tuple[Grid, BoxMask]:
     """A binary mask file as its grid and its tight box (file voxel order), decoded slice by slice.
 
     All-zero slices are skipped by the plane reader (without being written, where the C reader
@@ -116,7 +131,7 @@ def decode_mask(data: bytes, name: str) -> tuple[Grid, BoxMask]:
     compressed bytes plus work in proportion to the structure. Checks are those of ``binary``.
     """
     with _opened(data, name, open_planes) as stream:
-        header = _read_header(stream, name)
+        header = _read_header(stream, name, _Budget.of(data, max_voxels))
         if header.inter != 0.0 or not math.isfinite(header.slope):
             # zero bytes are not background here: take the dense path
             return header.grid, box_mask(binary(_dense(stream, header)))
@@ -134,7 +149,7 @@ def decode_mask(data: bytes, name: str) -> tuple[Grid, BoxMask]:
                 row = len(plane) // ny
                 scan.add(k, first // row, values[first // row : (stop - 1) // row + 1])
                 k += 1
-        stream.finish()
+        _finish(stream, header, stream.finish)
     return header.grid, scan.box()
 
 
@@ -142,7 +157,7 @@ def _dense(stream: BinaryIO, header: _Header) -> Volume:
     """The whole volume, read straight into one array in the file's (Fortran) order."""
     values = np.empty(header.count, header.dtype)
     _read_exactly(stream, values, header)
-    _read_to_end(stream)
+    _finish(stream, header, lambda: _read_to_end(stream))
     shape = header.shape
     return Volume(
         header.name, values.reshape(shape, order="F"), header.affine, header.slope, header.inter
@@ -346,8 +361,27 @@ def _opened(data: bytes, name: str, opener: Callable[[bytes], Any]) -> Iterator[
         raise InputError(f"{name} is corrupt: not a valid gzip stream ({error})") from None
 
 
-def _read_header(stream: BinaryIO, name: str) -> _Header:
-    """Read and check the header, leaving ``stream`` at the first voxel."""
+@dataclass(frozen=True)
+class _Budget:
+    """What a file's header may claim: at most ``max_voxels`` voxels, ``decodable`` bytes."""
+
+    size: int  # bytes in the file
+    compressed: bool
+    max_voxels: int
+
+    @classmethod
+    def of(cls, data: bytes, max_voxels: int) -> _Budget:
+        return cls(len(data), data[:2] == GZIP_MAGIC, max_voxels)
+
+    @property
+    def decodable(self) -> int:
+        """The most bytes the file can decode to."""
+        return self.size * DEFLATE_MAX_RATIO + 1024 if self.compressed else self.size
+
+
+def _read_header(stream: BinaryIO, name: str, budget: _Budget) -> _Header:
+    """Read and check the header, leaving ``stream`` at the first voxel; a header that claims
+    more than ``budget`` is refused before anything is allocated for its voxels."""
     head = stream.read(348)
     header_class = _format(head, name)
     if header_class is nib.Nifti2Header:
@@ -364,6 +398,7 @@ def _read_header(stream: BinaryIO, name: str) -> _Header:
     _check_pixdim(header, name)
     offset = max(int(header.get_data_offset()), len(head))
     parsed = _Header(name, shape, math.prod(stored_shape), dtype, offset, np.eye(4), 1.0, 0.0)
+    _check_size(parsed, budget)
     _read_exactly(stream, bytearray(offset - len(head)), parsed, done=len(head) - offset)
     try:
         affine = np.asarray(header.get_best_affine(), float)
@@ -381,6 +416,37 @@ def _read_header(stream: BinaryIO, name: str) -> _Header:
         1.0 if slope is None else float(slope),
         0.0 if inter is None else float(inter),
     )
+
+
+def _check_size(header: _Header, budget: _Budget) -> None:
+    """Refuse a header whose voxels exceed the limit or the file."""
+    if header.count > budget.max_voxels:
+        raise InputError(
+            f"{header.name} claims {_fmt_shape(header.shape)} = {header.count:,} voxels, more "
+            f"than the limit of {budget.max_voxels:,} (--max-voxels)"
+        )
+    expected = header.offset + header.count * header.dtype.itemsize
+    if expected <= budget.decodable:
+        return
+    if not budget.compressed:
+        _truncated(header, budget.decodable)
+    raise InputError(
+        f"{header.name} is truncated or its header is wrong: the header promises {expected:,} "
+        f"bytes, more than its {budget.size:,} compressed bytes can "
+        f"hold ({budget.decodable:,} at gzip's largest expansion)"
+    )
+
+
+def _finish(stream: BinaryIO, header: _Header, to_end: Callable[[], None]) -> None:
+    """Decode what follows the voxels (gzip checks its CRC and length only at the end), but
+    never more than ``TRAILING_SLACK`` bytes of it: a stream that goes on is refused."""
+    if len(stream.read(TRAILING_SLACK + 1)) > TRAILING_SLACK:
+        expected = header.offset + header.count * header.dtype.itemsize
+        raise InputError(
+            f"{header.name} decodes to more than its header promises ({expected:,} bytes, and "
+            f"more than {TRAILING_SLACK:,} follow): a gzip bomb or a wrong header"
+        )
+    to_end()
 
 
 def _read_exactly(stream: BinaryIO, buffer: Any, header: _Header, done: int = 0) -> None:

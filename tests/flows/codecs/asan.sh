@@ -38,7 +38,7 @@ cd "$work"
 # The instrumented module is imported before pytest starts, and checked to be the copy; every
 # later import of flows.codecs (the tests') then gets it. --confcutdir: tests/conftest.py would
 # import all of flows, which the copy does not hold.
-"$python" - "$work" -q -p no:cacheprovider -rP --confcutdir="$repo/tests/flows/codecs" \
+"$python" - "$work" -q -p no:cacheprovider -rP --confcutdir="$repo/tests/flows" \
     "$repo/tests/flows/codecs/test_sparse_gzip_fuzz.py" "$@" <<'PY'
 import sys
 

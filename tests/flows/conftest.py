@@ -1,4 +1,5 @@
-"""The two implementations of ``flows.codecs.plane_reader``, as fixtures the tests run over.
+"""Fixtures of the flows tests: the two implementations of ``flows.codecs.plane_reader``, which
+the codecs and the inputs tests run over.
 
 The C reader (``_sparse_gzip.c``) is built at install time when a C toolchain is present. Its
 tests skip only where it could not have been built; with a compiler present, a missing extension
