@@ -21,6 +21,7 @@ from flows.cli.options import (
     store,
     usage_errors,
 )
+from flows.train import AUGMENTATIONS
 from storage.masks import is_dataset_store
 
 _TRAIN_HELP = (
@@ -55,6 +56,13 @@ def register(commands: Any) -> None:
     train.add_argument(
         "--workers", type=int, default=0, help="DataLoader worker processes (default 0)"
     )
+    train.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        default="intensity",
+        help="brightness and contrast (intensity, the default); geometric adds rotations up to "
+        "3 degrees, 5%% zoom and 2%% shifts; never flips",
+    )
     train.add_argument("--resume", action="store_true", help="continue from MODEL's checkpoint")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     add_storage_options(train)
@@ -80,6 +88,12 @@ def register(commands: Any) -> None:
 def _device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default auto)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="CPU threads for torch (default: the cores this process may use, whatever "
+        "OMP_NUM_THREADS says; Dask sets it to 1 for its workers)",
     )
 
 
@@ -117,6 +131,8 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
         resume=args.resume,
+        augment=args.augment,
+        threads=args.threads,
     )
 
     def batch(epoch: int, step: int, steps: int, loss: float) -> None:
@@ -166,6 +182,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         batch_size=args.batch_size,
         device=args.device,
+        threads=args.threads,
         on_batch=progress,
     )
     print(

@@ -37,7 +37,7 @@ from flows.codecs.plane_reader import (
 )
 from flows.maths.boxes import BoxMask, box_mask
 
-DEFAULT_MAX_VOXELS = 2**29  # 512 x 512 x 2048: keeps one study's ingest within a 4 GiB worker
+DEFAULT_MAX_VOXELS = 2**29  # 512 x 512 x 2048: a 1 GiB int16 CT, 7 times a CT-RATE volume
 DEFLATE_MAX_RATIO = 1032  # DEFLATE's largest expansion (258-byte copies of 2-bit codes)
 TRAILING_SLACK = 1 << 16  # decoded bytes tolerated after the voxels (NIfTI defines none)
 GRID_TOLERANCE_VOXELS = 0.01  # masks may differ from the CT's grid by 1/100 voxel at any corner

@@ -2,6 +2,7 @@
 ``rga predict``. Needs the optional extra ``rga[train]`` (PyTorch and MONAI); nothing outside
 this package imports torch."""
 
+AUGMENTATIONS = ("none", "intensity", "geometric")  # here so the CLI lists them without torch
 INSTALL_HINT = "PyTorch and MONAI are needed: pip install 'radgenome-anatomy[train]'"
 
 

@@ -41,6 +41,8 @@ class TrainOptions:
     device: str = "auto"
     workers: int = 0  # DataLoader worker processes
     resume: bool = False
+    augment: str = "intensity"  # none, intensity, or geometric (intensity plus small moves)
+    threads: int | None = None  # torch CPU threads (default: every core this process may use)
 
 
 @dataclass
@@ -76,6 +78,7 @@ def train(
 ) -> TrainSummary:
     """Train into ``model_dir`` (weights, ``config.json``, ``checkpoint.pt``); see the module."""
     device = resolve_device(options.device)
+    use_threads(options.threads)
     checkpoint_path = model_dir / CHECKPOINT
     if model_dir.exists() and any(model_dir.iterdir()) and not options.resume:
         raise OutputExists(f"{model_dir} exists: choose another folder, or --resume to continue")
@@ -126,7 +129,7 @@ def train(
         total, count = 0.0, 0
         for step, batch in enumerate(loader):
             images, masks = _resized(batch["image"], batch["mask"], size)
-            images, masks = augment(images, masks, augmentation)
+            images, masks = augment(images, masks, augmentation, options.augment)
             images, masks = images.to(device), masks.to(device)
             available = batch["available"].to(device)
             views = view_indices(batch["view"], config.views).to(device)
@@ -144,6 +147,15 @@ def train(
             on_epoch(epoch + 1, summary.losses[-1], summary.seconds_per_epoch[-1])
     summary.epochs = options.epochs
     return summary
+
+
+def use_threads(threads: int | None) -> int:
+    """Give torch ``threads`` CPU threads (default every core this process may use) and return
+    the number. Set explicitly: a Dask cluster started earlier in the process leaves
+    ``OMP_NUM_THREADS=1`` behind, which would halve training speed on two cores."""
+    count = threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(count)
+    return count
 
 
 def view_indices(views: list[str], order: list[str]) -> torch.Tensor:

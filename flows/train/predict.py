@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import storage.dataset as dataset_store
 from catalog import RadiographDataset, open_catalog, select
 from flows.prediction_store import prediction_template, write_predictions
-from flows.train.fit import resolve_device, view_indices
+from flows.train.fit import resolve_device, use_threads, view_indices
 from flows.train.model import WEIGHTS, ModelConfig, build_network
 from storage.location import StoreRef
 
@@ -40,6 +40,7 @@ def predict(
     threshold: float = 0.5,
     batch_size: int = 8,
     device: str = "auto",
+    threads: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> PredictSummary:
     """Write the model's thresholded sigmoid masks for every committed study of ``split``."""
@@ -48,6 +49,7 @@ def predict(
         raise ValueError(f"the threshold must be in (0, 1), not {threshold}")
     config = ModelConfig.load(model_dir)
     target = resolve_device(device)
+    use_threads(threads)
     truth = select(open_catalog(dataset), split=split)
     if truth.sizes["study"] == 0:
         raise ValueError(f"{dataset.url} has no committed study in split {split!r}")

@@ -39,10 +39,20 @@ def test_augmentation_never_swaps_left_and_right():
     masks = torch.zeros(16, 1, 64, 64)
     masks[..., 8:56, 4:24] = 1  # a structure on the image's left
     images[..., 8:56, 4:24] = 1
-    moved_images, moved = augment(images, masks, torch.Generator().manual_seed(3))
+    moved_images, moved = augment(images, masks, torch.Generator().manual_seed(3), "geometric")
     assert not torch.equal(moved, masks)  # it does transform
     left, right = moved[..., :32].sum(dim=(1, 2, 3)), moved[..., 32:].sum(dim=(1, 2, 3))
     assert torch.all(left > 10 * right)
     assert set(torch.unique(moved).tolist()) <= {0.0, 1.0}  # masks stay binary
-    again = augment(images, masks, torch.Generator().manual_seed(3))
+    again = augment(images, masks, torch.Generator().manual_seed(3), "geometric")
     assert torch.equal(again[1], moved) and torch.equal(again[0], moved_images)
+
+
+def test_intensity_augmentation_leaves_the_geometry_and_none_leaves_everything():
+    images = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    masks = (images > 0.5).float()
+    brighter, same_masks = augment(images, masks, torch.Generator().manual_seed(3), "intensity")
+    assert torch.equal(same_masks, masks) and not torch.equal(brighter, images)
+    assert augment(images, masks, torch.Generator(), "none") == (images, masks)
+    with pytest.raises(ValueError, match="not 'flip'"):
+        augment(images, masks, torch.Generator(), "flip")
