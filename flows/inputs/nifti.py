@@ -346,6 +346,11 @@ class _Header:
     def grid(self) -> Grid:
         return Grid(self.name, self.shape, self.affine)
 
+    @property
+    def end(self) -> int:
+        """The decoded file's length up to its last voxel."""
+        return self.offset + self.count * self.dtype.itemsize
+
 
 @contextmanager
 def _opened(data: bytes, name: str, opener: Callable[[bytes], Any]) -> Iterator[Any]:
@@ -425,13 +430,12 @@ def _check_size(header: _Header, budget: _Budget) -> None:
             f"{header.name} claims {_fmt_shape(header.shape)} = {header.count:,} voxels, more "
             f"than the limit of {budget.max_voxels:,} (--max-voxels)"
         )
-    expected = header.offset + header.count * header.dtype.itemsize
-    if expected <= budget.decodable:
+    if header.end <= budget.decodable:
         return
     if not budget.compressed:
         _truncated(header, budget.decodable)
     raise InputError(
-        f"{header.name} is truncated or its header is wrong: the header promises {expected:,} "
+        f"{header.name} is truncated or its header is wrong: the header promises {header.end:,} "
         f"bytes, more than its {budget.size:,} compressed bytes can "
         f"hold ({budget.decodable:,} at gzip's largest expansion)"
     )
@@ -441,9 +445,8 @@ def _finish(stream: BinaryIO, header: _Header, to_end: Callable[[], None]) -> No
     """Decode what follows the voxels (gzip checks its CRC and length only at the end), but
     never more than ``TRAILING_SLACK`` bytes of it: a stream that goes on is refused."""
     if len(stream.read(TRAILING_SLACK + 1)) > TRAILING_SLACK:
-        expected = header.offset + header.count * header.dtype.itemsize
         raise InputError(
-            f"{header.name} decodes to more than its header promises ({expected:,} bytes, and "
+            f"{header.name} decodes to more than its header promises ({header.end:,} bytes, and "
             f"more than {TRAILING_SLACK:,} follow): a gzip bomb or a wrong header"
         )
     to_end()
@@ -461,9 +464,9 @@ def _read_exactly(stream: BinaryIO, buffer: Any, header: _Header, done: int = 0)
 
 
 def _truncated(header: _Header, has: int) -> NoReturn:
-    expected = header.offset + header.count * header.dtype.itemsize
     raise InputError(
-        f"{header.name} is truncated: its header promises {expected:,} bytes, the file has {has:,}"
+        f"{header.name} is truncated: its header promises {header.end:,} bytes, the file has "
+        f"{has:,}"
     )
 
 

@@ -149,13 +149,11 @@ def train(
     return summary
 
 
-def use_threads(threads: int | None) -> int:
-    """Give torch ``threads`` CPU threads (default every core this process may use) and return
-    the number. Set explicitly: a Dask cluster started earlier in the process leaves
-    ``OMP_NUM_THREADS=1`` behind, which would halve training speed on two cores."""
-    count = threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(count)
-    return count
+def use_threads(threads: int | None) -> None:
+    """Give torch ``threads`` CPU threads (default every core this process may use). Set
+    explicitly: a Dask cluster started earlier in the process leaves ``OMP_NUM_THREADS=1``
+    behind, which would halve training speed on two cores."""
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
 
 
 def view_indices(views: list[str], order: list[str]) -> torch.Tensor:

@@ -64,9 +64,8 @@ class PriorUNet(torch.nn.Module):
     The U-Net emits a few feature maps and a 1 x 1 convolution maps them to the classes: 210
     full-resolution 3 x 3 output channels cost four times the training time (67 s per epoch
     against 16 s, one thread each, 64 radiographs at 128 x 128) and learn nothing a linear head
-    cannot. A learnt affine registration of
-    the prior (a small CNN predicting six numbers) was tried and dropped: on 32 studies it
-    learnt a mean zoom that cost 0.15 Dice.
+    cannot. A learnt affine registration of the prior (a small CNN predicting six numbers) was
+    tried and dropped: on 32 studies it learnt a mean zoom that cost 0.15 Dice.
     """
 
     def __init__(
