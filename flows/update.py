@@ -30,7 +30,7 @@ from flows.runtime.cluster import scheduler_threads
 from flows.runtime.failure import log_details
 from storage.buildlog import append_record
 from storage.location import StoreRef
-from storage.lock import store_lock
+from storage.lock import Hold, store_lock
 from storage.sources import SourceStudy, list_studies, open_sources
 
 log = logging.getLogger(__name__)
@@ -74,18 +74,28 @@ def plan_update(
     studies: Sequence[SourceStudy],
     index: dataset_store.StoreIndex,
     params: BuildParameters,
+    *,
+    reuse_uncommitted: bool = True,
 ) -> Plan:
     """Assign every new or changed study a slot: a leftover uncommitted slot of the same id
     (from a crash, a failure or an earlier change) when there is one, else a slot whose id was
-    never written (a crash mid-append), else a new slot at the end."""
+    never written (a crash mid-append), else a new slot at the end.
+
+    ``reuse_uncommitted=False`` (after a lease take-over, whose previous holder may still be
+    writing its uncommitted slots) gives every study a new slot at the end.
+    """
     committed: dict[str, int] = {}
     spare: dict[str, int] = {}
     free: list[int] = []
     for slot, (study_id, flag) in enumerate(zip(index.study, index.committed, strict=True)):
-        if not study_id and not flag:
+        if flag:
+            committed.setdefault(study_id, slot)
+        elif not reuse_uncommitted:
+            continue
+        elif not study_id:
             free.append(slot)
         else:
-            (committed if flag else spare).setdefault(study_id, slot)
+            spare.setdefault(study_id, slot)
     targets: list[tuple[SourceStudy, int]] = []
     retire: dict[str, int] = {}
     new_rows: list[SourceStudy] = []
@@ -140,7 +150,7 @@ def update(
     started = time.perf_counter()
     studies = list_studies(open_sources(sources))
     summary = UpdateSummary(dest=dest.url)
-    with store_lock(dest, wait=wait):
+    with store_lock(dest, wait=wait) as hold:
         if dest.exists() and (rebuild or not dataset_store.is_complete(dest)):
             _remove(dest)  # --rebuild, or a first build that crashed before it was laid out
         if dest.exists():
@@ -152,18 +162,27 @@ def update(
             if not studies:
                 raise ValueError(f"{sources.url} holds no complete study to build")
             index = dataset_store.StoreIndex((), np.zeros(0, bool), (), {})
-        plan = plan_update(studies, index, params)
+        if hold.taken_over:
+            log.warning(
+                "%s: the previous update stopped without releasing the store; its unfinished "
+                "slots are left alone (it may still be writing them) and new slots appended",
+                dest.url,
+            )
+        plan = plan_update(studies, index, params, reuse_uncommitted=not hold.taken_over)
+        hold.fence()
         _allocate(dest, plan, index, params)
         summary.unchanged = list(plan.unchanged)
         summary.gone = sorted(plan.gone)
-        _build(sources, dest, plan, params, batch_size, on_batch, summary, on_failure)
+        _build(sources, dest, plan, params, batch_size, on_batch, summary, on_failure, hold)
         if prune and plan.gone:
+            hold.fence()
             dataset_store.set_committed(dest, {slot: False for slot in plan.gone.values()})
             dataset_store.erase(dest, sorted(plan.gone.values()))
             summary.removed = sorted(plan.gone)
         summary.seconds = time.perf_counter() - started
         if summary.added or summary.changed or summary.removed or summary.failed:
-            append_record(dest, _record(summary, params))
+            hold.fence()
+            append_record(dest, _record(summary, params, hold.token))
     return summary
 
 
@@ -220,9 +239,10 @@ def _build(
     batch_size: int,
     on_batch: Callable[[int, int], None] | None,
     summary: UpdateSummary,
-    on_failure: Callable[[str, str], None] | None = None,
+    on_failure: Callable[[str, str], None] | None,
+    hold: Hold,
 ) -> None:
-    """Build and commit the planned studies one batch at a time."""
+    """Build and commit the planned studies one batch at a time (each commit fenced)."""
     taxonomy = load_taxonomy()
     total = len(plan.build)
     for start in range(0, total, batch_size):
@@ -244,6 +264,7 @@ def _build(
                 summary.changed.append(study.study_id)
             else:
                 summary.added.append(study.study_id)
+        hold.fence()
         dataset_store.set_committed(dest, flags)
         if on_batch:
             on_batch(start + len(batch), total)
@@ -258,7 +279,7 @@ def _remove(dest: StoreRef) -> None:
         fs.rm(path, recursive=True)
 
 
-def _record(summary: UpdateSummary, params: BuildParameters) -> dict:
+def _record(summary: UpdateSummary, params: BuildParameters, lock_token: int) -> dict:
     try:
         package = version("radgenome-anatomy")
     except PackageNotFoundError:
@@ -274,4 +295,5 @@ def _record(summary: UpdateSummary, params: BuildParameters) -> dict:
         "parameters": asdict(params),
         "version": package,
         "seconds": round(summary.seconds, 1),
+        "lock_token": lock_token,  # which acquisition of the store's lock wrote it
     }

@@ -25,7 +25,7 @@ from flows.export import OutputExists
 from flows.runtime.cluster import SchedulerUnreachable
 from flows.train import MissingExtra
 from flows.update import ParametersChanged
-from storage.lock import StoreLocked
+from storage.lock import ConditionalWritesUnsupported, LeaseLost, StoreLocked
 
 log = logging.getLogger("rga")
 
@@ -33,6 +33,8 @@ log = logging.getLogger("rga")
 _FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked, OutputExists)
 # Raised while reading stores and data, after the arguments were checked: bad input, status 1.
 _BAD_INPUT = (ValueError, KeyError, FileNotFoundError, MissingExtra)  # MissingExtra: no torch
+# The store could not be written safely (another updater took over; no conditional writes): 1.
+_UNSAFE_STORE = (LeaseLost, ConditionalWritesUnsupported)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (UsageError, *_FIXED_BY_A_FLAG) as error:
         return _error(args, error, EXIT_USAGE)
-    except _BAD_INPUT as error:
+    except (*_BAD_INPUT, *_UNSAFE_STORE) as error:
         return _error(args, error, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("rga: interrupted; committed studies are intact", file=sys.stderr)

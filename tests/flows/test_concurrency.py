@@ -1,13 +1,17 @@
 """Two updaters on one store, and readers during an update (storage/lock.py, flows/update.py)."""
 
 import hashlib
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import dask
 import pytest
+import s3fs
 
 from catalog import open_catalog
 from flows.build import BuildParameters
@@ -34,15 +38,44 @@ def stores(tmp_path_factory):
     return root, v1, v2
 
 
-def _rga_update(sources: StoreRef, dest: Path, *flags: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "flows.cli", "update", sources.url, str(dest)]
-    command += ["--image-size", str(SMALL.canvas), "--scheduler", "synchronous", *flags]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+TESTS = Path(__file__).resolve().parents[1]  # where the helper scripts are
 
 
-def _digests(dest: Path, variables=("image",)) -> dict[str, tuple[str, ...]]:
+@pytest.fixture(params=["local", "s3"])
+def dest(request, tmp_path) -> StoreRef:
+    """An empty dataset location on local disk or on the loopback S3 server."""
+    if request.param == "local":
+        return StoreRef(str(tmp_path / "d.zarr"))
+    return _s3_dest(request.getfixturevalue("s3_server"))
+
+
+def _s3_dest(s3_server: dict) -> StoreRef:
+    bucket = f"updaters-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(**s3_server).mkdir(bucket)
+    return StoreRef(f"s3://{bucket}/d.zarr", s3_server)
+
+
+def _rga_update(
+    sources: StoreRef,
+    dest: Path | StoreRef,
+    *flags: str,
+    script: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    url, options = (dest.url, dest.storage_options) if isinstance(dest, StoreRef) else (dest, {})
+    command = [*script] if script else [sys.executable, "-m", "flows.cli", "update"]
+    command += [sources.url, str(url), "--image-size", str(SMALL.canvas)]
+    command += [f"--storage-option={key}={value}" for key, value in options.items()]
+    if not script:
+        command += ["--scheduler", "synchronous"]
+    return subprocess.Popen(
+        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _digests(dest: Path | StoreRef, variables=("image",)) -> dict[str, tuple[str, ...]]:
     """Per visible study, a digest of each variable; no study may be visible twice."""
-    ds = open_catalog(str(dest))
+    ds = open_catalog(dest if isinstance(dest, StoreRef) else str(dest))
     ids = [str(s) for s in ds.study.values]
     assert len(ids) == len(set(ids)), f"a study is visible twice: {ids}"
     return {
@@ -75,9 +108,8 @@ def test_a_second_updater_gets_a_clear_message_or_waits(stores, tmp_path):
         pass
 
 
-def test_two_updaters_started_together_lose_nothing(stores, tmp_path):
+def test_two_updaters_started_together_lose_nothing(stores, dest, tmp_path):
     _, v1, _ = stores
-    dest = tmp_path / "d.zarr"
     runs = [_rga_update(v1, dest, "--wait") for _ in range(2)]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
@@ -110,3 +142,47 @@ def test_readers_during_an_update_see_old_or_new_never_a_mix(stores, tmp_path):
     assert writer.returncode == 0, writer.stderr.read()
     assert _digests(dest, every) == new_version
     assert looks, "the update finished before any reader looked"
+
+
+def test_an_update_whose_lease_is_taken_over_stops_and_loses_nothing(stores, s3_server, tmp_path):
+    # On S3 a lock holder can be frozen (a laptop asleep, a paused VM) while its lease expires.
+    # Here the first updater (v1) freezes after its first commit (2 of 4 studies). A second (v2,
+    # every study changed) takes the lease over, leaves the first one's unfinished slots alone
+    # and commits all four. The first, resumed, writes its in-flight v1 batch into its own
+    # slots and is fenced out at its commit: had the second reused those slots, the stale v1
+    # writes would have overwritten committed v2 studies.
+    _, v1, v2 = stores
+    dest = _s3_dest(s3_server)
+    short_lease = {**os.environ, "DASK_RGA__LEASE_SECONDS": "2"}
+    pausing = (sys.executable, str(TESTS / "pausing_update.py"))
+    frozen = _rga_update(v1, dest, script=pausing, env=short_lease)
+    try:
+        assert frozen.stderr.readline().strip() == "committed once"
+        _wait_until_stopped(frozen.pid)
+        with dask.config.set({"rga.lease-seconds": 2, "scheduler": "synchronous"}):
+            second = update(v2, dest, SMALL, wait=True)
+        assert (len(second.changed), len(second.added)) == (2, 2)
+        os.kill(frozen.pid, signal.SIGCONT)
+        _, err = frozen.communicate(timeout=300)
+    finally:
+        if frozen.poll() is None:
+            os.kill(frozen.pid, signal.SIGCONT)
+            frozen.kill()
+    assert frozen.returncode == 1, err
+    assert "was taken over by another process" in err and "run the update again" in err
+    every = ("image", "mask", "footprint")
+    with dask.config.set(scheduler="synchronous"):
+        reference = StoreRef(str(tmp_path / "ref.zarr"))
+        update(v2, reference, SMALL)
+    assert _digests(dest, every) == _digests(reference, every)  # every study once, all v2
+    with dask.config.set(scheduler="synchronous"):
+        assert update(v2, dest, SMALL).built == []  # nothing left to do, nothing to repair
+    assert _digests(dest, every) == _digests(reference, every)
+
+
+def _wait_until_stopped(pid: int, timeout: float = 60.0) -> None:
+    """Until the process is in the stopped state (it sends itself SIGSTOP)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "T":
+        assert time.monotonic() < deadline, "the updater never froze"
+        time.sleep(0.05)

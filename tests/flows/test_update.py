@@ -73,6 +73,19 @@ def test_plan_builds_only_new_and_changed_and_reuses_leftover_slots():
     assert plan.gone == {"d": 3}
 
 
+def test_after_a_lease_take_over_the_plan_leaves_uncommitted_slots_alone():
+    # The previous holder may still be writing its uncommitted slots (storage/lock.py).
+    params = BuildParameters()
+    index = _index([("a", True, "1"), ("b", False, "2"), ("", False, "")], params)
+    studies = [_study("a", "1b"), _study("b", "2"), _study("c", "3")]
+    plan = plan_update(studies, index, params, reuse_uncommitted=False)
+    assert [(s.study_id, slot) for s, slot in plan.build] == [("a", 3), ("b", 4), ("c", 5)]
+    assert plan.retire == {"a": 0}
+    assert [s.study_id for s in plan.new_rows] == ["a", "b", "c"]
+    reused = plan_update(studies, index, params)  # a clean hand-over reuses them
+    assert [(s.study_id, slot) for s, slot in reused.build] == [("b", 1), ("a", 2), ("c", 3)]
+
+
 def test_plan_sees_parameter_changes_as_changes():
     studies = [_study("a", "1")]
     index = _index([("a", True, "1")], BuildParameters())

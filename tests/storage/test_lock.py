@@ -1,8 +1,11 @@
 """What storage/lock.py does on one store kind only: the local flock dies with its holder; the
-object-store lease is taken over when stale and waited for while live. One holder at a time, on
+object-store lease is taken over when stale, waited for while live, and fences out a holder
+that lost it; a store without conditional writes is refused. One holder at a time, on
 disk and on S3, is checked in tests/storage/test_store_contract.py."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,7 +16,7 @@ import pytest
 import s3fs
 
 from storage.location import StoreRef
-from storage.lock import StoreLocked, store_lock
+from storage.lock import ConditionalWritesUnsupported, StoreLocked, store_lock
 
 
 @pytest.fixture
@@ -66,3 +69,63 @@ def test_a_live_lease_is_waited_for(bucket_ref, s3_server):
     started = time.monotonic()
     with store_lock(bucket_ref, wait=True, poll_seconds=0.2, lease_seconds=1.0):
         assert time.monotonic() - started >= 0.5  # waited until the lease went stale
+
+
+def test_a_frozen_holder_is_fenced_out_once_its_lease_is_taken_over(bucket_ref, s3_server):
+    # A real freeze (SIGSTOP, as a paused VM or a long GC would be): the holder stops beating,
+    # a second process takes the lease over with a higher token, and the first, resumed, may
+    # no longer write: its fence fails, and its release leaves the new holder's lease alone.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from storage.location import StoreRef
+        from storage.lock import LeaseLost, store_lock
+        ref = StoreRef({bucket_ref.url!r}, {s3_server!r})
+        with store_lock(ref, lease_seconds=1.0) as hold:
+            print("held", hold.token, flush=True)
+            sys.stdin.readline()
+            try:
+                hold.fence()
+                print("fenced in", flush=True)
+            except LeaseLost as error:
+                print("lost:", error, flush=True)
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().split() == ["held", "1"]
+        os.kill(holder.pid, signal.SIGSTOP)
+        with store_lock(bucket_ref, wait=True, poll_seconds=0.2, lease_seconds=1.0) as taker:
+            assert (taker.token, taker.taken_over) == (2, True)
+            os.kill(holder.pid, signal.SIGCONT)
+            out, _ = holder.communicate("go\n", timeout=60)
+            assert holder.returncode == 0
+            assert out.startswith("lost:") and "token 1) was taken over" in out, out
+            assert "Studies committed so far are intact" in out
+            taker.fence()  # the resumed process neither beat over nor released the new lease
+        with store_lock(bucket_ref) as after:
+            assert (after.token, after.taken_over) == (3, False)
+    finally:
+        if holder.poll() is None:
+            os.kill(holder.pid, signal.SIGCONT)
+            holder.kill()
+            holder.wait()
+
+
+def test_a_holder_that_fences_in_time_keeps_its_lease(bucket_ref):
+    # Heartbeats (a third of the lease) keep a live holder's lease whatever the block's length.
+    with store_lock(bucket_ref, lease_seconds=0.6) as hold:
+        time.sleep(1.5)
+        with pytest.raises(StoreLocked), store_lock(bucket_ref, lease_seconds=0.6):
+            pass
+        hold.fence()
+
+
+def test_a_store_without_conditional_writes_is_refused_with_a_sentence():
+    # fsspec's in-memory filesystem is one such store: it ignores If-Match and has no ETags.
+    ref = StoreRef(f"memory://{uuid.uuid4().hex}/dataset.zarr")
+    expected = r"memory://.*/dataset\.zarr: the object store .* cannot be fenced"
+    with pytest.raises(ConditionalWritesUnsupported, match=expected), store_lock(ref):
+        pass

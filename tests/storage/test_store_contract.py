@@ -553,23 +553,27 @@ def test_build_log_round_trip(store_root):
 
 
 # ---------------------------------------------------------------------------------------------
-# The update lock (storage/lock.py): flock locally, a conditional-put lease on S3
+# The update lock (storage/lock.py): flock locally, a fenced conditional-write lease on S3
 
 BUSY = r"is being updated by process \d+ on .* since .*pass --wait"
 
 
 def test_lock_is_exclusive_names_its_holder_and_is_released(store_root):
     ref = store_root.ref("dataset.zarr")
-    with store_lock(ref):
+    with store_lock(ref) as first:
         assert store_root.exists("dataset.zarr.lock")  # beside the store
         with pytest.raises(StoreLocked, match=BUSY), store_lock(ref):
             pass
         with store_lock(store_root.ref("other.zarr")):  # another store's lock is another lock
             pass
-    if store_root.kind == "s3":  # the lease object is removed; the flock file stays, unlocked
-        assert not store_root.exists("dataset.zarr.lock")
-    with store_lock(ref):  # released on exit
+        first.fence()  # the holder may write
+    assert store_root.exists("dataset.zarr.lock")  # it keeps the last token, unlocked
+    with store_lock(ref) as second:  # released on exit
+        assert not second.taken_over  # the first holder released it
+    with store_lock(ref) as third:
         pass
+    # The fencing token grows with every acquisition, whoever holds the lock.
+    assert (first.token, second.token, third.token) == (1, 2, 3)
 
 
 def test_lock_is_released_when_the_block_raises(store_root):
