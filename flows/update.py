@@ -8,9 +8,10 @@ old version or the new one, never a mix. ``build`` is an update that starts from
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -39,6 +40,10 @@ BATCH_PER_THREAD = 2  # studies per scheduler thread in one build batch
 
 class ParametersChanged(ValueError):
     """The store was built with other parameters than the ones asked for."""
+
+
+class UpdateStopped(RuntimeError):
+    """Writing to the dataset store failed (an OSError of the store): the run stopped."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ def update(
     started = time.perf_counter()
     studies = list_studies(open_sources(sources))
     summary = UpdateSummary(dest=dest.url)
-    with store_lock(dest, wait=wait) as hold:
+    with _stop_on_store_errors(dest, summary), store_lock(dest, wait=wait) as hold:
         if dest.exists() and (rebuild or not dataset_store.is_complete(dest)):
             _remove(dest)  # --rebuild, or a first build that crashed before it was laid out
         if dest.exists():
@@ -184,6 +189,23 @@ def update(
             hold.fence()
             append_record(dest, _record(summary, params, hold.token))
     return summary
+
+
+@contextlib.contextmanager
+def _stop_on_store_errors(dest: StoreRef, summary: UpdateSummary) -> Iterator[None]:
+    """An error of the store itself (disk full, no permission, a lost connection) stops the run
+    with one sentence; what was committed stays, and a rerun finishes the rest."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise  # a missing store or input: the caller's own sentence
+    except OSError as error:
+        done = len(summary.added) + len(summary.changed)
+        raise UpdateStopped(
+            f"the update of {dest.url} stopped: {error}. The {done} studies it committed "
+            "before that, and every earlier one, are intact; fix the cause (e.g. free disk "
+            "space) and run the update again to finish"
+        ) from error
 
 
 def build(

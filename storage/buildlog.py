@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,11 +19,25 @@ def _log_url(ref: StoreRef) -> str:
 
 
 def append_record(ref: StoreRef, record: Mapping[str, Any]) -> None:
-    """Add one record (the store's lock must be held: this is a read-modify-write)."""
+    """Add one record (the store's lock must be held: this is a read-modify-write).
+
+    The log is replaced whole, never truncated in place: a full disk leaves the old log.
+    """
     existing = read_records(ref)
     lines = [json.dumps(r, sort_keys=True) for r in [*existing, dict(record)]]
-    with fsspec.open(_log_url(ref), "w", **dict(ref.storage_options)) as f:
-        f.write("\n".join(lines) + "\n")
+    body = ("\n".join(lines) + "\n").encode()
+    if not ref.is_local:  # an object store replaces an object in one PUT
+        with fsspec.open(_log_url(ref), "wb", **dict(ref.storage_options)) as f:
+            f.write(body)
+        return
+    path = ref.local_path / LOG_NAME
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        partial.write_bytes(body)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def read_records(ref: StoreRef) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from flows.cli.options import EXIT_BAD_INPUT, EXIT_USAGE, UsageError, add_verbos
 from flows.export import OutputExists
 from flows.runtime.cluster import SchedulerUnreachable
 from flows.train import MissingExtra
-from flows.update import ParametersChanged
+from flows.update import ParametersChanged, UpdateStopped
 from storage.lock import ConditionalWritesUnsupported, LeaseLost, StoreLocked
 
 log = logging.getLogger("rga")
@@ -33,8 +33,8 @@ log = logging.getLogger("rga")
 _FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked, OutputExists)
 # Raised while reading stores and data, after the arguments were checked: bad input, status 1.
 _BAD_INPUT = (ValueError, KeyError, FileNotFoundError, MissingExtra)  # MissingExtra: no torch
-# The store could not be written safely (another updater took over; no conditional writes): 1.
-_UNSAFE_STORE = (LeaseLost, ConditionalWritesUnsupported)
+# The store could not be written (full, another updater took over, no conditional writes): 1.
+_UNSAFE_STORE = (UpdateStopped, LeaseLost, ConditionalWritesUnsupported)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
