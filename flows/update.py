@@ -30,6 +30,7 @@ from flows.build import (
 from flows.runtime.cluster import scheduler_threads
 from flows.runtime.failure import log_details
 from storage.buildlog import append_record
+from storage.errors import STORE_ERRORS
 from storage.location import StoreRef
 from storage.lock import Hold, store_lock
 from storage.sources import SourceStudy, list_studies, open_sources
@@ -199,7 +200,7 @@ def _stop_on_store_errors(dest: StoreRef, summary: UpdateSummary) -> Iterator[No
         yield
     except FileNotFoundError:
         raise  # a missing store or input: the caller's own sentence
-    except OSError as error:
+    except STORE_ERRORS as error:
         done = len(summary.added) + len(summary.changed)
         raise UpdateStopped(
             f"the update of {dest.url} stopped: {error}. The {done} studies it committed "

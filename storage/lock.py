@@ -246,10 +246,10 @@ class _Lease:
         try:
             reply = self.fs.pipe_file(self.path, _encode(record), mode="create")
         except FileExistsError:
-            return False
+            return self._landed(record)
         except OSError as error:
             if _precondition_failed(error):
-                return False
+                return self._landed(record)
             raise
         self.etag = _etag_of(reply) or ""
         if not self.etag:
@@ -265,27 +265,39 @@ class _Lease:
             return None
         except OSError as error:
             if _precondition_failed(error):
-                return None
+                return self.etag if self._landed(record) else None
             raise
         new_etag = _etag_of(reply)
         if not new_etag:
             raise ConditionalWritesUnsupported(self._unsupported("returns no ETag for a write"))
         return new_etag
 
+    def _landed(self, record: dict[str, Any]) -> bool:
+        """Whether the lease is exactly ``record`` after all: a write whose answer was lost
+        lands, and the client's retry is then refused by the condition the write changed.
+        Records are unique (host, pid, token, heartbeat), so no other writer made this one."""
+        current = self._read()
+        if current is None or current[0] != record:
+            return False
+        self.etag = current[1]
+        return True
+
     def _check_conditions(self) -> None:
         """Refuse a store that would let a second holder in: both writes below must fail."""
         body = _encode(self.record)  # the current content: an ignored condition changes nothing
-        try:
-            self.fs.pipe_file(self.path, body, mode="create")
-        except FileExistsError:
-            pass
-        except OSError as error:
-            if not _precondition_failed(error):
+        for condition, name in (
+            ({"mode": "create"}, "If-None-Match"),
+            ({"IfMatch": _NEVER_AN_ETAG}, "If-Match"),
+        ):
+            try:
+                self.fs.pipe_file(self.path, body, **condition)
+            except FileExistsError:
+                continue
+            except OSError as error:
+                if _precondition_failed(error):
+                    continue
                 raise
-        else:
-            raise ConditionalWritesUnsupported(self._unsupported("ignores If-None-Match"))
-        if self._swap(self.record, _NEVER_AN_ETAG) is not None:
-            raise ConditionalWritesUnsupported(self._unsupported("ignores If-Match"))
+            raise ConditionalWritesUnsupported(self._unsupported(f"ignores {name}"))
 
     def _unsupported(self, what: str) -> str:
         store = self.lock.url.removesuffix(".lock")

@@ -25,6 +25,7 @@ from flows.export import OutputExists
 from flows.runtime.cluster import SchedulerUnreachable
 from flows.train import MissingExtra
 from flows.update import ParametersChanged, UpdateStopped
+from storage.errors import STORE_ERRORS
 from storage.lock import ConditionalWritesUnsupported, LeaseLost, StoreLocked
 
 log = logging.getLogger("rga")
@@ -35,6 +36,7 @@ _FIXED_BY_A_FLAG = (SchedulerUnreachable, ParametersChanged, StoreLocked, Output
 _BAD_INPUT = (ValueError, KeyError, FileNotFoundError, MissingExtra)  # MissingExtra: no torch
 # The store could not be written (full, another updater took over, no conditional writes): 1.
 _UNSAFE_STORE = (UpdateStopped, LeaseLost, ConditionalWritesUnsupported)
+_RERUN = "Everything committed before it is intact; run the command again to finish"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args, error, EXIT_USAGE)
     except (*_BAD_INPUT, *_UNSAFE_STORE) as error:
         return _error(args, error, EXIT_BAD_INPUT)
+    except STORE_ERRORS as error:  # the store failed outside an update's guard (5xx, offline)
+        stopped = OSError(f"stopped on a storage error: {sentence(error)}. {_RERUN}")
+        return _error(args, stopped, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("rga: interrupted; committed studies are intact", file=sys.stderr)
         return 130

@@ -9,14 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dask
 import pytest
+from phantoms import reference_build
 
 from catalog import open_catalog
 from flows.build import BuildParameters
-from flows.ingest import ingest
-from flows.phantom import phantom_inputs
-from flows.update import update
 from storage.buildlog import append_record, read_records
 from storage.location import StoreRef
 
@@ -70,11 +67,8 @@ def _committed(dest: Path) -> dict[str, str]:
 
 
 def test_a_full_disk_stops_the_update_cleanly_and_a_rerun_completes(small_disk, tmp_path):
-    sources, reference = StoreRef(str(tmp_path / "src.zarr")), tmp_path / "ref.zarr"
-    with dask.config.set(scheduler="synchronous"):
-        ingest(phantom_inputs(6, SHAPE, seed=5), sources)
-        update(sources, StoreRef(str(reference)), SMALL)
-    expected = _committed(reference)
+    sources, reference = reference_build(tmp_path, 6, SHAPE, SMALL)
+    expected = _committed(reference.local_path)
     dest = small_disk / "d.zarr"
     assert _rga_update(sources, dest).returncode == 0  # how much room the whole build takes
     needed = _used_kib(small_disk)

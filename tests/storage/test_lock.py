@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import s3fs
+from faultproxy import FaultProxy
 
 from storage.location import StoreRef
 from storage.lock import ConditionalWritesUnsupported, StoreLocked, store_lock
@@ -129,3 +130,20 @@ def test_a_store_without_conditional_writes_is_refused_with_a_sentence():
     expected = r"memory://.*/dataset\.zarr: the object store .* cannot be fenced"
     with pytest.raises(ConditionalWritesUnsupported, match=expected), store_lock(ref):
         pass
+
+
+def test_lease_writes_whose_answers_are_lost_still_land_once(s3_server):
+    # A conditional write can land while its answer is lost; the client's retry is then refused
+    # by the very condition that write changed. The lease recognises its own record instead of
+    # mistaking itself for another holder (StoreLocked) or for a take-over (LeaseLost).
+    bucket = f"lock-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(**s3_server).mkdir(bucket)
+    with FaultProxy(s3_server["endpoint_url"], seed=3, rate=0.3, faults=("lose",)) as proxy:
+        ref = StoreRef(f"s3://{bucket}/dataset.zarr", {**s3_server, **proxy.options})
+        tokens = []
+        for _ in range(8):
+            with store_lock(ref) as hold:
+                hold.fence()
+                tokens.append(hold.token)
+        assert proxy.injected["lose"] >= 5  # answers really were lost, writes included
+    assert tokens == list(range(1, 9))

@@ -15,12 +15,10 @@ import pytest
 from digests import tree_digest
 from distributed import Client, get_task_stream
 from distributed.security import Security
+from phantoms import reference_build
 
 from flows.build import BuildParameters
 from flows.cli import main
-from flows.ingest import ingest
-from flows.phantom import phantom_inputs
-from flows.update import build
 from storage.location import StoreRef
 
 SHAPE = (64, 64, 64)
@@ -32,12 +30,8 @@ STARTUP_SECONDS = 60  # how long the processes may take to come up before the te
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> tuple[StoreRef, Path]:
     """Four phantom studies ingested in-process, and their local (in-process) reference build."""
-    root = tmp_path_factory.mktemp("cluster")
-    src, ref = StoreRef(str(root / "sources.zarr")), StoreRef(str(root / "reference.zarr"))
-    with dask.config.set(scheduler="synchronous"):
-        ingest(phantom_inputs(4, SHAPE, seed=5), src)
-        build(src, ref, SMALL)
-    return src, root / "reference.zarr"
+    src, ref = reference_build(tmp_path_factory.mktemp("cluster"), 4, SHAPE, SMALL)
+    return src, ref.local_path
 
 
 class RealCluster:
