@@ -553,9 +553,9 @@ def _delta(before: dict[str, int], after: dict[str, int], key: str) -> int:
 
 def _count_sources(path: Path) -> int:
     from storage.location import StoreRef
-    from storage.sources import list_studies, open_sources
+    from storage.sources import list_studies
 
-    return len(list_studies(open_sources(StoreRef(str(path)))))
+    return len(list_studies(StoreRef(str(path))))
 
 
 def _count_dataset(path: Path) -> int:

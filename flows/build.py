@@ -32,6 +32,7 @@ from flows.runtime.failure import Failure, capture
 from storage.location import StoreRef
 from storage.sources import (
     SourceStudy,
+    check_listed,
     open_sources,
     read_available,
     read_composed,
@@ -140,8 +141,7 @@ def projected_dataset(
         if taxonomy[name].union_of
     )
     tasks = [
-        dask.delayed(_project_one, pure=True)(sources, s.study_id, n_labels, unions, params)
-        for s in studies
+        dask.delayed(_project_one, pure=True)(sources, s, n_labels, unions, params) for s in studies
     ]
 
     def stack(key: str, shape: tuple[int, ...], dtype: type) -> da.Array:
@@ -172,7 +172,7 @@ def projected_dataset(
 
 def _project_one(
     sources: StoreRef,
-    study_id: str,
+    study: SourceStudy,
     n_labels: int,
     unions: Sequence[tuple[int, Sequence[int]]],
     params: BuildParameters,
@@ -182,8 +182,10 @@ def _project_one(
     ``unions`` is every union class with its members, in ``union_order``. Those the sources
     mark as exact unions are composed from their members' masks instead of being read.
     """
+    study_id = study.study_id
     try:
         root = open_sources(sources)
+        check_listed(root, study)
         hu = read_ct(root, study_id)
         spacing = root["studies"][study_id].attrs["spacing"]
         available, exact = read_available(root, study_id), read_composed(root, study_id)

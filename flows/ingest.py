@@ -4,7 +4,8 @@ Per study, one task reads the CT and every mask (one at a time, each kept compre
 the classes the input lacks as unions of their members, and only then writes the study, so a
 bad input file fails the study before any earlier version of it is replaced. A study that fails
 is reported with its id and the reason; the other studies are written. Every run updates the
-failure report beside the store (``storage/reports.py``).
+failure report beside the store (``storage/reports.py``). After every batch the client merges
+the study index's segments (``storage/sources.py``), so an update reads one small object.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flows.runtime.failure import Failure, capture, log_details
 from storage.files import Folder
 from storage.location import StoreRef, check_study_id, redact
 from storage.reports import update_report
-from storage.sources import create_sources, write_study
+from storage.sources import create_sources, merge_index, write_study
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def ingest(
                 log_details(log, "ingest", item.study_id, outcome.failure)
                 if on_failure:  # as it happens, for progress displays
                     on_failure(item.study_id, error)
+        merge_index(sources)  # the batch's index segments become one
         if on_batch:
             on_batch(start + len(batch), len(inputs))
     summary.seconds = time.perf_counter() - started
@@ -138,9 +140,8 @@ def _ingest(sources: StoreRef, item: StudyInput) -> list[str]:
             "warnings": warnings,
         }
     )
-    root = create_sources(sources, taxonomy.names)
     write_study(
-        root,
+        sources,
         item.study_id,
         ct=study.ct,
         spacing=study.spacing,

@@ -33,7 +33,7 @@ from storage.buildlog import append_record
 from storage.errors import STORE_ERRORS
 from storage.location import StoreRef
 from storage.lock import Hold, store_lock
-from storage.sources import SourceStudy, list_studies, open_sources
+from storage.sources import SourceStudy, list_studies
 
 log = logging.getLogger(__name__)
 BATCH_PER_THREAD = 2  # studies per scheduler thread in one build batch
@@ -154,16 +154,16 @@ def update(
     if batch_size is None:
         batch_size = BATCH_PER_THREAD * scheduler_threads()
     started = time.perf_counter()
-    studies = list_studies(open_sources(sources))
+    studies = list_studies(sources)
     summary = UpdateSummary(dest=dest.url)
     with _stop_on_store_errors(dest, summary), store_lock(dest, wait=wait) as hold:
         if dest.exists() and (rebuild or not dataset_store.is_complete(dest)):
             _remove(dest)  # --rebuild, or a first build that crashed before it was laid out
         if dest.exists():
-            _check_parameters(dest, params)
             if dataset_store.repair(dest):
                 log.warning("%s: finished the slots an interrupted run had begun", dest.url)
             index = dataset_store.read_index(dest)
+            _check_parameters(dest, index, params)
         else:
             if not studies:
                 raise ValueError(f"{sources.url} holds no complete study to build")
@@ -216,8 +216,10 @@ def build(
     return update(sources, dest, params, rebuild=True, **options)
 
 
-def _check_parameters(dest: StoreRef, params: BuildParameters) -> None:
-    stored = dataset_store.read_index(dest).attrs.get("rga_parameters", {})
+def _check_parameters(
+    dest: StoreRef, index: dataset_store.StoreIndex, params: BuildParameters
+) -> None:
+    stored = index.attrs.get("rga_parameters", {})
     if stored != asdict(params):
         raise ParametersChanged(
             f"{dest.url} was built with {_describe(stored)}, not {_describe(asdict(params))}; "

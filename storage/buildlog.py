@@ -1,49 +1,36 @@
-"""The build log: one JSON line per run that changed the store, kept beside its arrays."""
+"""The build log: one JSON record per run that changed the store, kept beside its arrays.
+
+Each run writes its own object, ``rga-log/<lock token>.json`` (the token of the store's lock
+grows with every acquisition, so the names sort in run order): an update writes one small
+object however long the log is. Stores from before this layout keep their ``rga-log.jsonl``,
+read as the oldest records.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
-import fsspec
-
 from storage.location import StoreRef
+from storage.objects import get_object, list_objects, put_object
 
-LOG_NAME = "rga-log.jsonl"
-
-
-def _log_url(ref: StoreRef) -> str:
-    return f"{ref.url.rstrip('/')}/{LOG_NAME}"
+LOG_FOLDER = "rga-log"
+LEGACY_LOG = "rga-log.jsonl"
 
 
 def append_record(ref: StoreRef, record: Mapping[str, Any]) -> None:
-    """Add one record (the store's lock must be held: this is a read-modify-write).
-
-    The log is replaced whole, never truncated in place: a full disk leaves the old log.
-    """
-    existing = read_records(ref)
-    lines = [json.dumps(r, sort_keys=True) for r in [*existing, dict(record)]]
-    body = ("\n".join(lines) + "\n").encode()
-    if not ref.is_local:  # an object store replaces an object in one PUT
-        with fsspec.open(_log_url(ref), "wb", **dict(ref.storage_options)) as f:
-            f.write(body)
-        return
-    path = ref.local_path / LOG_NAME
-    partial = path.with_name(path.name + ".partial")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        partial.write_bytes(body)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Add a run's record, named by its ``lock_token`` (the lock's, held by that run)."""
+    body = json.dumps(dict(record), sort_keys=True).encode() + b"\n"
+    put_object(ref, f"{LOG_FOLDER}/{int(record['lock_token']):012d}.json", body)
 
 
 def read_records(ref: StoreRef) -> list[dict[str, Any]]:
     """Every record, oldest first; an empty list for a store without a log."""
-    try:
-        with fsspec.open(_log_url(ref), "r", **dict(ref.storage_options)) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except FileNotFoundError:
-        return []
+    legacy = get_object(ref, LEGACY_LOG) or b""
+    records = [json.loads(line) for line in legacy.decode().splitlines() if line.strip()]
+    for key in list_objects(ref, LOG_FOLDER):
+        body = get_object(ref, key)
+        if body is not None:
+            records.append(json.loads(body))
+    return records

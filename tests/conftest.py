@@ -1,12 +1,10 @@
 """Shared fixtures: one small demo build (real local cluster) reused by the read-side tests."""
 
-import logging
-import socket
 from pathlib import Path
 
 import pytest
 from distributed import LocalCluster
-from moto.server import ThreadedMotoServer
+from faultproxy import loopback_s3
 
 from flows.cli import main
 
@@ -28,14 +26,8 @@ def s3_server():
 
     Buckets are created without a region, as moto's server expects; each test makes its own.
     """
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}"}
-    server.stop()
+    with loopback_s3() as options:
+        yield options
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ Every request is relayed to the server unless the draw for it says otherwise:
   for longer than a client's retries last, so the operation in flight fails).
 
 Draws come from one ``random.Random(seed)`` in the order requests arrive, so a run with one
-client thread sees the same faults every time.
+client thread sees the same faults every time. With ``rate=0`` it is a faithful relay that
+records every request in ``log`` (what benchmarks/scale.py counts).
 """
 
 from __future__ import annotations
@@ -21,15 +22,47 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import logging
 import random
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 FAULTS = ("refuse", "lose", "error", "error-after", "slow", "truncate", "outage")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+@contextlib.contextmanager
+def loopback_s3(access: str = "testing") -> Iterator[dict[str, str]]:
+    """A real S3-compatible server (moto) on a free loopback port; yields storage options.
+
+    Buckets are created without a region, as moto's server expects.
+    """
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {"key": access, "secret": access, "endpoint_url": f"http://127.0.0.1:{port}"}
+    finally:
+        server.stop()
+
+
+class Request(NamedTuple):
+    """One relayed request: method, path (``/bucket/key?query``), bytes sent and received."""
+
+    method: str
+    path: str
+    sent: int
+    received: int
 
 
 class FaultProxy:
@@ -51,6 +84,7 @@ class FaultProxy:
         self.enabled = True
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.log: list[Request] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Relay)
@@ -124,6 +158,8 @@ class _Relay(http.server.BaseHTTPRequestHandler):
             data = answer.read()
         finally:
             upstream.close()
+        with proxy._lock:
+            proxy.log.append(Request(self.command, self.path, len(body), len(data)))
         if fault == "lose":
             return self._hang_up()
         if fault == "error-after":

@@ -72,14 +72,15 @@ def _mapped_classes(structures_csv) -> dict[str, int]:
 
 def test_sources_hold_the_ct_in_ras_with_its_real_geometry(real):
     root = open_sources(StoreRef(str(real / "sources.zarr")))
-    [study] = list_studies(root)
+    [study] = list_studies(StoreRef(str(real / "sources.zarr")))
+    attrs = root["studies"][STUDY].attrs
     assert (study.study_id, study.split) == (STUDY, "test")
-    assert study.attrs["source_orientation"] == "LAS"
+    assert attrs["source_orientation"] == "LAS"
     assert study.spacing == pytest.approx((0.703125, 0.703125, 2.5))
     expected = nib.as_closest_canonical(nib.load(real / "in" / STUDY / "ct.nii.gz"))
     assert np.array_equal(read_ct(root, STUDY), np.asarray(expected.dataobj))
     assert np.allclose(root["studies"][STUDY].attrs["affine"], expected.affine)
-    assert {i["path"] for i in study.attrs["inputs"]} == {
+    assert {i["path"] for i in attrs["inputs"]} == {
         f"{STUDY}/ct.nii.gz",
         f"{STUDY}/segmentations.nii.gz",
     }

@@ -428,16 +428,17 @@ def _print_build(summary: UpdateSummary) -> None:
 def _print_info(dest: StoreRef) -> None:
     from catalog.reader import open_catalog  # the read side is only needed here
 
-    everything = open_catalog(dest, include_uncommitted=True)
-    ds = open_catalog(dest)
-    splits = {str(s): int((ds["split"] == s).sum()) for s in sorted(set(ds["split"].values))}
-    params = everything.attrs.get("rga_parameters", {})
+    ds = open_catalog(dest, include_uncommitted=True)  # opened once: it is O(studies)
+    committed = ds["committed"].values
+    split = ds["split"].values[committed]
+    splits = {str(s): int((split == s).sum()) for s in sorted(set(split))}
+    params = ds.attrs.get("rga_parameters", {})
     print(f"Dataset {dest.url}")
-    print(f"  studies: {ds.sizes['study']} committed of {everything.sizes['study']} ({splits})")
+    print(f"  studies: {committed.sum()} committed of {ds.sizes['study']} ({splits})")
     views = ", ".join(map(str, ds["view"].values))
     print(f"  views: {views}; images {ds.sizes['y']} x {ds.sizes['x']}")
     print(f"  labels: {ds.sizes['label']} classes in {ds.sizes['region']} regions")
-    masks = ds.sizes["study"] * ds.sizes["view"] * ds.sizes["label"]
+    masks = int(committed.sum()) * ds.sizes["view"] * ds.sizes["label"]
     print(f"  masks: {masks:,}; parameters {params}")
     print("Open it lazily with:")
     print("  from catalog import open_catalog, select")

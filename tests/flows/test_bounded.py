@@ -39,7 +39,7 @@ class PeakTasks(SchedulerPlugin):
 def _tiny_sources(ref: StoreRef, numbers: range) -> None:
     """Real but tiny studies (16^3 CT, a few box masks) written straight to the sources store."""
     taxonomy = load_taxonomy()
-    root = create_sources(ref, taxonomy.names)
+    create_sources(ref, taxonomy.names)
     for n in numbers:
         ct = np.random.default_rng(n).integers(-1000, 1000, (SIDE,) * 3, dtype=np.int16)
         masks = [
@@ -47,7 +47,7 @@ def _tiny_sources(ref: StoreRef, numbers: range) -> None:
             for i, name in enumerate(MASKED)
         ]
         write_study(
-            root,
+            ref,
             f"s{n:04d}",
             ct=ct,
             spacing=(2.0, 2.0, 2.0),

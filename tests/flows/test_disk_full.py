@@ -94,7 +94,7 @@ def test_a_full_disk_stops_the_update_cleanly_and_a_rerun_completes(small_disk, 
 
 def test_a_full_disk_leaves_the_build_log_as_it_was(small_disk):
     ref = StoreRef(str(small_disk / "d.zarr"))
-    first = {"added": ["a"], "note": "x" * 2000}
+    first = {"added": ["a"], "note": "x" * 2000, "lock_token": 1}
     append_record(ref, first)
     _resize(small_disk, _used_kib(small_disk) + 64)
     filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)  # the rest of the disk
@@ -103,6 +103,6 @@ def test_a_full_disk_leaves_the_build_log_as_it_was(small_disk):
             os.write(filler, b"\0" * 4096)
     os.close(filler)
     with pytest.raises(OSError, match="No space left"):
-        append_record(ref, {"added": ["b"], "note": "y" * 8000})
+        append_record(ref, {"added": ["b"], "note": "y" * 8000, "lock_token": 1})
     assert read_records(ref) == [first]  # not truncated, not half-written
     assert not list(small_disk.rglob("*.partial"))

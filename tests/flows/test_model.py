@@ -19,7 +19,7 @@ from flows.ingest import ingest
 from flows.phantom import PhantomInput, phantom_inputs
 from flows.update import update
 from storage.location import StoreRef
-from storage.sources import list_studies, open_sources
+from storage.sources import list_studies
 
 TESTS = Path(__file__).resolve().parents[1]  # where crashing_update.py is
 SHAPE = (48, 48, 48)
@@ -106,8 +106,7 @@ class UpdateMachine(RuleBasedStateMachine):
             studies = [VERSIONS[index][version] for index, version in sorted(chosen.items())]
             ingest(studies, self.sources)
         self.source_hashes = {
-            study.study_id: input_hash(study, SMALL)
-            for study in list_studies(open_sources(self.sources))
+            study.study_id: input_hash(study, SMALL) for study in list_studies(self.sources)
         }
 
     def _update(self, prune: bool) -> None:

@@ -42,7 +42,7 @@ def full_sources(tmp_path_factory, inputs) -> Path:
 
 
 def _study(study_id: str, content: str) -> SourceStudy:
-    return SourceStudy(study_id, "train", (1, 1, 1), (1.0, 1.0, 1.0), content, {})
+    return SourceStudy(study_id, "train", (1, 1, 1), (1.0, 1.0, 1.0), content)
 
 
 def _index(rows, params):

@@ -55,6 +55,10 @@ class StoreRoot:
         fs, path = self._fs(name)
         return fs.cat_file(path)
 
+    def remove(self, name: str) -> None:
+        fs, path = self._fs(name)
+        fs.rm_file(path)
+
     def exists(self, name: str) -> bool:
         fs, path = self._fs(name)
         return fs.exists(path)

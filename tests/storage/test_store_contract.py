@@ -22,7 +22,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 import storage.dataset as dataset_store
 from catalog import open_catalog, select
-from storage.buildlog import LOG_NAME, append_record, read_records
+from storage.buildlog import LEGACY_LOG, LOG_FOLDER, append_record, read_records
 from storage.direct_io import BoxEncoder, encode_chunks, put, read_box
 from storage.files import read_text, walk
 from storage.lock import StoreLocked, store_lock
@@ -37,9 +37,14 @@ from storage.results import (
     write_text,
 )
 from storage.sources import (
+    INDEX_FOLDER,
     MASK_CHUNK,
+    SourceStudy,
+    add_to_index,
+    check_listed,
     create_sources,
     list_studies,
+    merge_index,
     open_sources,
     read_available,
     read_composed,
@@ -56,14 +61,16 @@ LABELS = ["a", "b", "c", "d"]
 # Sources store (storage/sources.py)
 
 
-def _study(root, study_id="s1", *, shift=0):
-    """A small study: label 0 has two voxels in a corner box, label 2 is given but empty."""
+def _study(ref, study_id="s1", *, shift=0):
+    """A small study in the sources store ``ref`` (created if needed): label 0 has two voxels
+    in a corner box, label 2 is given but empty."""
+    create_sources(ref, LABELS)
     ct = (np.arange(70 * 80 * 90, dtype=np.int16).reshape(70, 80, 90) + shift) % 2000 - 1000
     box = np.zeros((3, 4, 5), bool)
     box[0, 0, 0] = box[-1, -1, -1] = True
     masks = [(0, (60, 70, 80), box, False), (2, (0, 0, 0), np.zeros((0, 0, 0), bool), True)]
     digest = write_study(
-        root,
+        ref,
         study_id,
         ct=ct,
         spacing=(0.7, 0.7, 2.5),
@@ -77,14 +84,14 @@ def _study(root, study_id="s1", *, shift=0):
 def test_sources_round_trip_keeps_ct_boxes_counts_and_availability(store_root):
     ref = store_root.ref("sources.zarr")
     assert not ref.exists()
-    ct, box, digest = _study(create_sources(ref, LABELS))
+    ct, box, digest = _study(ref)
     assert ref.exists()
     root = open_sources(ref)
-    [study] = list_studies(root)
+    [study] = list_studies(ref)
     assert (study.study_id, study.split, study.shape) == ("s1", "train", (70, 80, 90))
-    assert study.spacing == (0.7, 0.7, 2.5)
-    assert study.content_sha256 == digest and study.attrs["complete"] is True
-    assert study.attrs["layout"] == "test"
+    assert study.spacing == (0.7, 0.7, 2.5) and study.revision == 1
+    assert study.content_sha256 == digest and root["studies"]["s1"].attrs["complete"] is True
+    assert root["studies"]["s1"].attrs["layout"] == "test"
     assert np.array_equal(read_ct(root, "s1"), ct)
     # label 0 has voxels, label 2 was given but empty (available), 1 and 3 absent (unknown)
     assert read_available(root, "s1").tolist() == [True, False, True, False]
@@ -99,26 +106,22 @@ def test_sources_round_trip_keeps_ct_boxes_counts_and_availability(store_root):
 
 
 def test_sources_masks_are_stored_sparsely(store_root):
-    _study(create_sources(store_root.ref("sources.zarr"), LABELS))
+    _study(store_root.ref("sources.zarr"))
     shards = store_root.objects("sources.zarr/studies/s1/masks/c")
     assert len(shards) == 1  # one label has voxels: one shard object, the others none
 
 
 def test_sources_list_complete_studies_sorted_by_id(store_root):
     ref = store_root.ref("sources.zarr")
-    root = create_sources(ref, LABELS)
     for study_id in ("s2", "s1", "s10"):
-        _study(root, study_id)
-    assert [s.study_id for s in list_studies(open_sources(ref))] == ["s1", "s10", "s2"]
-    reopened = create_sources(ref, LABELS)  # an existing store opens for more writes
-    _study(reopened, "s0")
-    assert [s.study_id for s in list_studies(open_sources(ref))] == ["s0", "s1", "s10", "s2"]
+        _study(ref, study_id)
+    assert [s.study_id for s in list_studies(ref)] == ["s1", "s10", "s2"]
+    _study(ref, "s0")  # an existing store opens for more writes
+    assert [s.study_id for s in list_studies(ref)] == ["s0", "s1", "s10", "s2"]
 
 
-def test_sources_incomplete_studies_are_invisible(store_root):
-    ref = store_root.ref("sources.zarr")
-    root = create_sources(ref, LABELS)
-    _study(root, "done")
+def _crashed_write(ref, study_id):
+    """A write of ``study_id`` whose worker dies after its first mask."""
 
     def crashing():
         yield 0, (0, 0, 0), np.ones((2, 2, 2), bool), False
@@ -126,21 +129,27 @@ def test_sources_incomplete_studies_are_invisible(store_root):
 
     with pytest.raises(RuntimeError):
         write_study(
-            root,
-            "half",
+            ref,
+            study_id,
             ct=np.zeros((8, 8, 8), np.int16),
             spacing=(1, 1, 1),
             affine=np.eye(4),
             masks=crashing(),
             attrs={},
         )
-    assert [s.study_id for s in list_studies(open_sources(ref))] == ["done"]
+
+
+def test_sources_incomplete_studies_are_invisible(store_root):
+    ref = store_root.ref("sources.zarr")
+    _study(ref, "done")
+    _crashed_write(ref, "half")
+    assert [s.study_id for s in list_studies(ref)] == ["done"]
 
 
 def test_sources_same_input_gives_identical_bytes(store_root):
     digests = []
     for name in ("one.zarr", "two.zarr"):
-        _, _, content = _study(create_sources(store_root.ref(name), LABELS))
+        _, _, content = _study(store_root.ref(name))
         digests.append((content, store_root.objects(name)))
     assert digests[0] == digests[1]
 
@@ -149,8 +158,8 @@ def test_sources_are_byte_identical_on_disk_and_on_s3(local_root, s3_root):
     """The content hash and every stored object are the same wherever the study is written."""
     written = {}
     for root in (local_root, s3_root):
-        _, _, content = _study(create_sources(root.ref("sources.zarr"), LABELS))
-        [study] = list_studies(open_sources(root.ref("sources.zarr")))
+        _, _, content = _study(root.ref("sources.zarr"))
+        [study] = list_studies(root.ref("sources.zarr"))
         written[root.kind] = (content, study.content_sha256, root.objects("sources.zarr"))
     assert written["local"] == written["s3"]
     assert len(written["s3"][2]) > 10  # the comparison covered the whole store
@@ -158,12 +167,11 @@ def test_sources_are_byte_identical_on_disk_and_on_s3(local_root, s3_root):
 
 def test_sources_a_rewrite_replaces_the_study(store_root):
     ref = store_root.ref("sources.zarr")
-    root = create_sources(ref, LABELS)
-    _, _, first = _study(root)
+    _, _, first = _study(ref)
     ct = np.full((20, 30, 40), 7, np.int16)
     box = np.ones((2, 2, 2), bool)
     second = write_study(
-        root,
+        ref,
         "s1",
         ct=ct,
         spacing=(1, 1, 1),
@@ -173,16 +181,19 @@ def test_sources_a_rewrite_replaces_the_study(store_root):
     )
     assert second != first
     reader = open_sources(ref)
-    [study] = list_studies(reader)
+    [study] = list_studies(ref)
     assert (study.split, study.shape, study.content_sha256) == ("test", (20, 30, 40), second)
-    assert "layout" not in study.attrs  # nothing of the old version's attrs survives
+    assert study.revision == 2
+    assert (
+        "layout" not in reader["studies"]["s1"].attrs
+    )  # nothing of the old version's attrs survives
     assert np.array_equal(read_ct(reader, "s1"), ct)
     assert read_available(reader, "s1").tolist() == [False, False, False, True]
     [(label, origin, data)] = list(read_masks(reader, "s1"))
     assert (label, origin) == (3, (1, 2, 3)) and np.array_equal(data, box)
     # the old label's shard is gone, not just unreferenced
     assert list(store_root.objects("sources.zarr/studies/s1/masks/c")) == ["3/0/0/0"]
-    _, _, again = _study(create_sources(ref, LABELS))  # the first version back: its hash too
+    _, _, again = _study(ref)  # the first version back: its hash too
     assert again == first
 
 
@@ -219,7 +230,7 @@ def _mask_array(store_root, n_labels, shape=SHAPE):
     labels = [f"l{i}" for i in range(n_labels)]
     root = create_sources(ref, labels)
     ct = np.zeros(shape, np.int16)
-    write_study(root, "s", ct=ct, spacing=(1, 1, 1), affine=np.eye(4), masks=(), attrs={})
+    write_study(ref, "s", ct=ct, spacing=(1, 1, 1), affine=np.eye(4), masks=(), attrs={})
     return ref, root["studies"]["s"]["masks"]
 
 
@@ -450,14 +461,16 @@ def test_dataset_template_slots_and_commits(store_root):
 def test_dataset_append_rename_swap_erase(store_root):
     ref = store_root.ref("dataset.zarr")
     heavy, _ = _first_build(ref)
-    append_record(ref, {"added": ["a"]})  # the build log lies beside the arrays
+    append_record(ref, {"added": ["a"], "lock_token": 3})  # the build log lies beside the arrays
     dataset_store.append(ref, ["c"], ["val"])
     index = dataset_store.read_index(ref)
     assert index.study == ("a", "b", "c") and index.committed.tolist() == [True, False, False]
     everything = open_catalog(ref, include_uncommitted=True)
     assert list(everything.split.values) == ["train", "test", "val"]
     assert everything.sizes["study"] == 3 and list(open_catalog(ref).study.values) == ["a"]
-    assert dataset_store.is_complete(ref) and read_records(ref) == [{"added": ["a"]}]
+    assert dataset_store.is_complete(ref) and read_records(ref) == [
+        {"added": ["a"], "lock_token": 3}
+    ]
 
     dataset_store.name_slots(ref, [1], ["b2"], ["train"])  # a spare slot reused
     assert dataset_store.read_index(ref).study == ("a", "b2", "c")
@@ -542,14 +555,19 @@ def test_report_same_outcome_same_bytes(store_root):
 def test_build_log_round_trip(store_root):
     ref = store_root.ref("dataset.zarr")
     assert read_records(ref) == []  # a store without a log
-    first = {"added": ["a", "b"], "seconds": 1.5, "when": "2026-01-01T00:00:00"}
-    second = {"removed": ["a"], "changed": [], "parameters": {"canvas": 8}}
+    first = {"added": ["a", "b"], "seconds": 1.5, "lock_token": 9}
+    second = {"removed": ["a"], "changed": [], "parameters": {"canvas": 8}, "lock_token": 10}
     append_record(ref, first)
     append_record(ref, second)
-    assert read_records(ref) == [first, second]  # oldest first
-    lines = store_root.cat(f"dataset.zarr/{LOG_NAME}").decode().splitlines()
-    assert [json.loads(line) for line in lines] == [first, second]  # one JSON line per run
-    assert lines[1] == json.dumps(second, sort_keys=True)
+    assert read_records(ref) == [first, second]  # oldest first: 10 sorts after 9
+    # one object per run, so an update writes one small object however long the log is
+    body = store_root.cat(f"dataset.zarr/{LOG_FOLDER}/000000000010.json").decode()
+    assert body == json.dumps(second, sort_keys=True) + "\n"
+    assert len(store_root.objects(f"dataset.zarr/{LOG_FOLDER}")) == 2
+    # a log from before that layout is kept, and read as the oldest records
+    legacy = {"added": ["z"], "lock_token": 1}
+    store_root.put(f"dataset.zarr/{LEGACY_LOG}", (json.dumps(legacy) + "\n").encode())
+    assert read_records(ref) == [legacy, first, second]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -693,3 +711,77 @@ def test_png_masks_round_trip(store_root):
     assert np.array_equal(pngs.read("s1", VIEWS, CLASSES, (6, 5)), masks)
     with pytest.raises(ValueError, match="the dataset's masks are 4 x 6"):
         pngs.read("s1", VIEWS, CLASSES, (6, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# The sources' study index (storage/sources.py): what an update lists, in one small read
+
+
+def _segments(store_root):
+    return sorted(store_root.objects(f"sources.zarr/{INDEX_FOLDER}"))
+
+
+def test_study_index_lists_from_segments_then_from_one_merged_segment(store_root):
+    ref = store_root.ref("sources.zarr")
+    for study_id in ("b", "a", "c"):
+        _study(ref, study_id)
+    assert len(_segments(store_root)) == 3  # one per write, until merged
+    before = list_studies(ref)
+    merge_index(ref)
+    assert len(_segments(store_root)) == 1
+    assert list_studies(ref) == before and [s.study_id for s in before] == ["a", "b", "c"]
+    merge_index(ref)  # merging a merged index changes nothing
+    assert len(_segments(store_root)) == 1 and list_studies(ref) == before
+
+
+def test_study_index_does_not_read_the_studies(store_root):
+    """An update learns the studies from the index alone: the groups are never opened."""
+    ref = store_root.ref("sources.zarr")
+    for study_id in ("a", "b"):
+        _study(ref, study_id)
+    merge_index(ref)
+    listed = list_studies(ref)
+    for study_id in ("a", "b"):  # the groups' documents gone: the index does not notice
+        store_root.remove(f"sources.zarr/studies/{study_id}/zarr.json")
+    assert list_studies(ref) == listed
+
+
+def test_study_index_the_newest_revision_wins_in_any_segment_order(store_root):
+    ref = store_root.ref("sources.zarr")
+    _study(ref, "s1")
+    _, _, second = _study(ref, "s1", shift=5)
+    [study] = list_studies(ref)
+    assert (study.revision, study.content_sha256) == (2, second)
+    old = SourceStudy("s1", "train", (70, 80, 90), (0.7, 0.7, 2.5), "0" * 64, revision=1)
+    add_to_index(ref, [old])  # a stale segment written late (a slow concurrent ingest)
+    merge_index(ref)
+    assert list_studies(ref) == [study]
+
+
+def test_study_index_a_crashed_rewrite_keeps_the_old_entry_and_a_build_refuses_it(store_root):
+    ref = store_root.ref("sources.zarr")
+    _, _, first = _study(ref, "s1")
+    _crashed_write(ref, "s1")
+    [study] = list_studies(ref)
+    assert study.content_sha256 == first  # the index still names the version it had
+    with pytest.raises(ValueError, match="study s1 changed in the sources after this update"):
+        check_listed(open_sources(ref), study)
+    _, _, third = _study(ref, "s1", shift=3)  # ingested again: the new version wins
+    [study] = list_studies(ref)
+    assert (study.content_sha256, study.revision) == (third, 2)
+    check_listed(open_sources(ref), study)
+
+
+def test_study_index_a_store_from_before_it_is_scanned_then_indexed(store_root):
+    ref = store_root.ref("sources.zarr")
+    for study_id in ("a", "b"):
+        _study(ref, study_id)
+    for key in _segments(store_root):  # as written before the index existed
+        store_root.remove(f"sources.zarr/{INDEX_FOLDER}/{key}")
+    root = zarr.open_group(ref.open(), mode="r+")
+    del root.attrs["indexed"]
+    scanned = list_studies(ref)  # read by a scan until it is indexed
+    assert [s.study_id for s in scanned] == ["a", "b"]
+    create_sources(ref, LABELS)  # the next ingest indexes it, once
+    assert open_sources(ref).attrs["indexed"] is True and len(_segments(store_root)) == 1
+    assert list_studies(ref) == scanned

@@ -20,7 +20,7 @@ from niftis import AFFINE, BOXES, ct_array, generic_study, mask_array, save, ts_
 
 from flows.cli import main
 from storage.location import StoreRef
-from storage.sources import list_studies, open_sources
+from storage.sources import list_studies
 
 
 def _pixdim(path: Path, value: float) -> None:
@@ -172,7 +172,7 @@ def test_the_good_studies_are_ingested_and_earlier_ones_untouched(quarantine):
     # g1 and g2 were re-ingested from the same files: byte for byte what they were
     assert quarantine.after == quarantine.before
     assert quarantine.root_meta[0] == quarantine.root_meta[1]
-    complete = [s.study_id for s in list_studies(open_sources(StoreRef(str(quarantine.store))))]
+    complete = [s.study_id for s in list_studies(StoreRef(str(quarantine.store)))]
     assert complete == ["g1", "g2", "g3"]
     assert "Traceback" not in quarantine.out + quarantine.err
 
@@ -210,7 +210,7 @@ def test_a_failed_reingest_keeps_the_earlier_version(tmp_path, scheduler, capsys
     assert _ingest(root, store, scheduler) == 1
     assert "g1/masks/heart.nii.gz is not a binary mask" in capsys.readouterr().err
     assert _study_bytes(store, "g1") == before
-    assert [s.study_id for s in list_studies(open_sources(StoreRef(str(store))))] == ["g1"]
+    assert [s.study_id for s in list_studies(StoreRef(str(store)))] == ["g1"]
 
 
 def test_the_report_keeps_failures_until_they_are_fixed(tmp_path, scheduler):

@@ -63,9 +63,10 @@ def test_generic_layout_canonicalises_and_derives_parents(tmp_path):
     summary = _ingest(inputs, tmp_path / "s.zarr")
     assert summary.ingested == ["s1", "s2"] and not summary.failed
     root = open_sources(StoreRef(str(tmp_path / "s.zarr")))
-    [s1, _] = list_studies(root)
+    [s1, _] = list_studies(StoreRef(str(tmp_path / "s.zarr")))
     assert s1.split == "test" and s1.spacing == (1.5, 1.5, 2.5)
-    assert s1.attrs["source_orientation"] == "LPS" and s1.attrs["layout"] == "generic"
+    attrs = root["studies"]["s1"].attrs
+    assert attrs["source_orientation"] == "LPS" and attrs["layout"] == "generic"
     assert np.array_equal(read_ct(root, "s1"), _canonical(ct_array()))
     masks = _masks(tmp_path / "s.zarr", "s1")
     for name, box in BOXES.items():
@@ -79,9 +80,9 @@ def test_generic_layout_canonicalises_and_derives_parents(tmp_path):
     assert {"left lung", "right lung", "lung", "rib 7", "right rib", "rib", "bone"} <= available
     assert "right rib 7" in available and "right rib 7" not in masks  # given, empty
     assert "liver" not in available and "left rib 7" not in available  # absent: unknown
-    assert set(s1.attrs["derived"]) == available - set(BOXES)
-    assert s1.attrs["derived_partial"]["rib 7"] == ["left rib 7"]
-    paths = [entry["path"] for entry in s1.attrs["inputs"]]
+    assert set(attrs["derived"]) == available - set(BOXES)
+    assert attrs["derived_partial"]["rib 7"] == ["left rib 7"]
+    paths = [entry["path"] for entry in attrs["inputs"]]
     assert paths[0] == "s1/ct.nii.gz" and "s1/masks/heart.nii.gz" in paths
 
 
@@ -104,8 +105,9 @@ def test_totalsegmentator_names_map_to_classes(tmp_path, multilabel):
     assert summary.ingested == ["s0001"], summary.failed
     [warning] = summary.warnings["s0001"]
     assert "autochthon_left" in warning and "no class in the vocabulary" in warning
-    [study] = list_studies(open_sources(StoreRef(str(tmp_path / "s.zarr"))))
-    assert study.attrs["unmapped"] == ["autochthon_left"]
+    [study] = list_studies(StoreRef(str(tmp_path / "s.zarr")))
+    attrs = open_sources(StoreRef(str(tmp_path / "s.zarr")))["studies"][study.study_id].attrs
+    assert attrs["unmapped"] == ["autochthon_left"]
     masks = _masks(tmp_path / "s.zarr", "s0001")
     assert np.array_equal(masks["heart"], _canonical(mask_array(BOXES["heart"])) > 0)
     assert np.array_equal(
@@ -202,12 +204,13 @@ def test_radgenome_layout_with_all_210_masks(tmp_path):
     assert "train_1_a_1" not in summary.warnings
     assert "2 mask files instead of 210" in summary.warnings["valid_7_b_2"][0]
     root = open_sources(StoreRef(str(tmp_path / "s.zarr")))
-    train, _ = list_studies(root)
-    assert train.spacing == (1.0, 1.0, 3.0) and train.attrs["preset"]["orientation"] == "RAS"
+    train, _ = list_studies(StoreRef(str(tmp_path / "s.zarr")))
+    attrs = root["studies"]["train_1_a_1"].attrs
+    assert train.spacing == (1.0, 1.0, 3.0) and attrs["preset"]["orientation"] == "RAS"
     assert np.array_equal(
         root["studies"]["train_1_a_1"].attrs["affine"], np.diag([1.0, 1.0, 3.0, 1.0])
     )
-    assert read_available(root, "train_1_a_1").all() and not train.attrs["derived"]
+    assert read_available(root, "train_1_a_1").all() and not attrs["derived"]
     voxels = root["studies"]["train_1_a_1"]["mask_voxels"][...]
     assert voxels[TAXONOMY.index("heart")] == 6 * 6 * 4 and voxels.sum() == 6 * 6 * 4
 

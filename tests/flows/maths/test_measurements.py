@@ -29,7 +29,7 @@ from flows.phantom import PhantomGeometry, PhantomInput
 from flows.update import build
 from storage import dataset as dataset_store
 from storage.location import StoreRef
-from storage.sources import list_studies, open_sources
+from storage.sources import list_studies
 
 SIZE = 200
 LABELS = MeasurementLabels.from_names(REQUIRED_LABELS)
@@ -211,12 +211,12 @@ def test_schema_holds_every_measurement_variable_as_a_small_array():
 def test_measurements_come_from_the_same_projection_as_the_writes(demo_dir, monkeypatch):
     """One compute of every variable projects (reads) each study exactly once."""
     sources = StoreRef(str(demo_dir / "sources.zarr"))
-    studies = list_studies(open_sources(sources))[:2]
+    studies = list_studies(sources)[:2]
     calls = []
     real = flows.build._project_one
 
     def counting(*args, **kwargs):
-        calls.append(args[1])
+        calls.append(args[1].study_id)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(flows.build, "_project_one", counting)
