@@ -51,7 +51,6 @@ from flows.cli import main as rga
 from flows.ingest import ingest
 from flows.phantom import phantom_inputs
 from flows.update import build, update
-from storage.dataset import read_index
 from storage.location import StoreRef
 from storage.sources import SourceStudy, add_to_index, create_sources, list_studies, merge_index
 
@@ -104,7 +103,7 @@ def _child(operation: str, sources_url: str, dest_url: str, study: str) -> dict[
     sources, dest = StoreRef(sources_url), StoreRef(dest_url)
     params = BuildParameters(canvas=CANVAS)
     actions: dict[str, Callable[[], Any]] = {
-        "index": lambda: (list_studies(sources), read_index(dest)),
+        "index": lambda: (list_studies(sources), dataset_store.read_index(dest)),
         "update": lambda: update(sources, dest, params),
         "no-op update": lambda: update(sources, dest, params),
         "open_catalog": lambda: open_catalog(dest).sizes,

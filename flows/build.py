@@ -185,9 +185,8 @@ def _project_one(
     study_id = study.study_id
     try:
         root = open_sources(sources)
-        check_listed(root, study)
+        spacing = check_listed(root, study)["spacing"]  # one read of the study's attrs
         hu = read_ct(root, study_id)
-        spacing = root["studies"][study_id].attrs["spacing"]
         available, exact = read_available(root, study_id), read_composed(root, study_id)
         composed = {
             label: [m for m in members if available[m]] for label, members in unions if exact[label]

@@ -334,14 +334,16 @@ def _listed(study_id: str, attrs: Mapping[str, Any]) -> SourceStudy:
     )
 
 
-def check_listed(root: zarr.Group, study: SourceStudy) -> None:
-    """Raise if ``study`` is no longer what the index said (rewritten or half-written since)."""
+def check_listed(root: zarr.Group, study: SourceStudy) -> Mapping[str, Any]:
+    """The study's attrs; raise if it is no longer what the index said (rewritten or
+    half-written since)."""
     attrs = root["studies"][study.study_id].attrs
     if not attrs.get("complete") or attrs.get("content_sha256") != study.content_sha256:
         raise ValueError(
             f"study {study.study_id} changed in the sources after this update listed it (an "
             "ingest of it is running, or crashed): ingest it again, then update"
         )
+    return attrs
 
 
 def read_ct(root: zarr.Group, study_id: str) -> np.ndarray:
