@@ -4,11 +4,11 @@ For each N, a store of N committed studies on a loopback S3 server (moto, behind
 records every request), then, each in a fresh process: an update adding k new studies, a
 no-op update, ``open_catalog``, reading one mask, ``rga info``, ``rga stats``, and the
 baseline an update may not beat, reading the two indexes (the sources' study index and the
-dataset's id, flag and hash arrays). Measured: wall time of the operation, peak memory (the
-process's maximum RSS, imports included), requests, bytes written and read, objects written
-that existed before (rewritten), and the tasks of the Dask graphs it computed. Each quantity
-gets a growth exponent: the slope of a log-log fit over N. The table goes to
-benchmarks/RESULTS.md.
+dataset's id, flag and hash arrays). Measured: wall time of the operation, peak memory (its
+process's high-water RSS, imports included; see benchmarks/scale_child.py), requests, bytes
+written and read, objects written that existed before (rewritten), and the tasks of the Dask
+graphs it computed. Each quantity gets a growth exponent: the slope of a log-log fit over N.
+The table goes to benchmarks/RESULTS.md.
 
 Existing studies are synthesised from k real ones. The sources' study index names all N
 (an update reads an unchanged study's index entry, never its arrays); the dataset has N
@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -44,13 +43,12 @@ import numpy as np
 import xarray as xr
 
 import storage.dataset as dataset_store
-from catalog import open_catalog, select
+from benchmarks.scale_child import OPERATIONS
 from catalog.taxonomy import load_taxonomy
 from flows.build import BuildParameters, dataset_template, input_hash
-from flows.cli import main as rga
 from flows.ingest import ingest
 from flows.phantom import phantom_inputs
-from flows.update import build, update
+from flows.update import build
 from storage.location import StoreRef
 from storage.sources import SourceStudy, add_to_index, create_sources, list_studies, merge_index
 
@@ -58,7 +56,6 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = (48, 48, 32)  # voxels of a tiny study
 CANVAS = 64  # pixels of its radiographs
-OPERATIONS = ("index", "update", "no-op update", "open_catalog", "read one mask", "info", "stats")
 QUANTITIES = (
     ("seconds", "s"),
     ("peak_mb", "MB"),
@@ -85,45 +82,6 @@ class Measured:
     objects_written: int
     objects_rewritten: int
     tasks: int
-
-
-# --- the operations, each run in a fresh process (``--child``) -----------------------------
-
-
-def _count_tasks() -> tuple[Any, list[int]]:
-    """A Dask callback that adds up the tasks of every graph computed while it is active."""
-    from dask.callbacks import Callback
-
-    counted: list[int] = []
-    return Callback(start=lambda graph: counted.append(len(graph))), counted
-
-
-def _child(operation: str, sources_url: str, dest_url: str, study: str) -> dict[str, Any]:
-    """Run ``operation`` once in this process; its seconds and task count."""
-    sources, dest = StoreRef(sources_url), StoreRef(dest_url)
-    params = BuildParameters(canvas=CANVAS)
-    actions: dict[str, Callable[[], Any]] = {
-        "index": lambda: (list_studies(sources), dataset_store.read_index(dest)),
-        "update": lambda: update(sources, dest, params),
-        "no-op update": lambda: update(sources, dest, params),
-        "open_catalog": lambda: open_catalog(dest).sizes,
-        "read one mask": lambda: (
-            select(open_catalog(dest), label="heart", view="PA", study=study).mask.values
-        ),
-        "info": lambda: rga(["info", dest_url]),
-        "stats": lambda: rga(["stats", dest_url, "--bootstrap", "200"]),
-    }
-    callback, tasks = _count_tasks()
-    with dask.config.set(scheduler="threads"), callback:
-        started = time.perf_counter()
-        result = actions[operation]()
-        seconds = time.perf_counter() - started
-    if operation.endswith("update") and (
-        result.failed or bool(result.built) == (operation == "no-op update")
-    ):
-        raise RuntimeError(f"{operation} did not do what it should: {result}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"seconds": seconds, "peak_mb": peak, "tasks": sum(tasks)}
 
 
 # --- building the N-study stores -----------------------------------------------------------
@@ -219,8 +177,8 @@ def _run(
     operation: str, n: int, sources: StoreRef, dest: StoreRef, study: str, env: Mapping[str, str]
 ) -> dict[str, Any]:
     command = [
-        *(sys.executable, "-m", "benchmarks.scale", "--child", operation),
-        *(sources.url, dest.url, study),
+        *(sys.executable, "-m", "benchmarks.scale_child", operation),
+        *(sources.url, dest.url, study, str(CANVAS)),
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=dict(env), cwd=REPO)
     if done.returncode != 0:
@@ -346,11 +304,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--pixels-up-to", type=int, default=1000)
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--child", nargs=4, metavar=("OPERATION", "SOURCES", "DEST", "STUDY"))
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(_child(*args.child)))
-        return
     work = Path(tempfile.mkdtemp(prefix="rga-scale-"))
     try:
         rows = measure(args.n, args.k, args.pixels_up_to, work, print)

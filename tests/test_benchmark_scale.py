@@ -1,9 +1,17 @@
 """The scale benchmark's arithmetic and report (no timing is checked: the run is the
 benchmark's business; its measurements are in benchmarks/RESULTS.md)."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from benchmarks.scale import OPERATIONS, QUANTITIES, Measured, growth_exponent, render
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_growth_exponent_is_the_log_log_slope():
@@ -31,3 +39,37 @@ def test_report_has_a_table_per_operation_and_the_exponents():
     by_name = dict(zip([name for name, _ in QUANTITIES], cells, strict=True))
     assert by_name["written_bytes"] == "1.00" and float(by_name["seconds"]) == 0
     assert by_name["objects_rewritten"] == "-"
+
+
+def _child(*argv):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_child", *argv],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child_peak():
+    code = "from benchmarks.scale_child import peak_mb; print(peak_mb())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    return float(done.stdout)
+
+
+def test_child_peak_is_its_own_not_its_parents():
+    """getrusage's maximum survives exec: a child of a big parent would report the parent."""
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MB held here while the child runs
+    assert ballast.sum() > 0
+    assert _child_peak() < 200
+
+
+def test_child_measures_an_operation_on_a_real_store(demo_dir):
+    dest = str(demo_dir / "dataset.zarr")
+    measured = _child("read one mask", "unused", dest, "phantom-0001", "384")
+    assert set(measured) == {"seconds", "peak_mb", "tasks"}
+    assert measured["seconds"] > 0 and measured["peak_mb"] > 0
+    assert measured["tasks"] >= 1  # the mask was read through a Dask graph

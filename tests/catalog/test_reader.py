@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import dask
+import numpy as np
 import pytest
 import zarr
 import zarr.storage
@@ -20,12 +21,53 @@ def test_selecting_one_label_of_one_study_reads_one_chunk(demo_dir):
     before = sum(n for key, n in store.reads.items() if key.startswith("mask/"))
     assert before <= 1  # opening reads at most the mask's metadata
     with dask.config.set(scheduler="synchronous"):
-        one = select(ds, label="heart", view="PA").mask.isel(study=1).values
+        one = select(ds, label="heart", view="PA", study="phantom-0001").mask.values
     mask_reads = {k: n for k, n in store.reads.items() if k.startswith("mask/c/")}
     # one shard object: its index and the single inner chunk of (study 1, PA, heart)
     assert list(mask_reads) == ["mask/c/1/0/0/0/0"]
     assert mask_reads["mask/c/1/0/0/0/0"] <= 2
-    assert one.shape == (1, 1, 384, 384) and one.any()
+    assert one.shape == (1, 1, 1, 384, 384) and one.any()
+    # not the whole shard (420 masks) fetched and cut afterwards: a 1-request full read
+    shard = (demo_dir / "dataset.zarr" / "mask" / "c" / "1" / "0" / "0" / "0" / "0").stat().st_size
+    assert store.bytes["mask/c/1/0/0/0/0"] < shard / 4
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {"label": ["liver", "heart"], "view": "LL", "study": ["phantom-0002", "phantom-0000"]},
+        {"system": "Pulmonary", "split": "train"},
+        {"label": "heart", "view": ["LL", "PA"]},
+        {"label": ["heart"], "study": ["phantom-0001"]},
+    ],
+)
+def test_select_reads_only_the_span_of_the_chosen_masks(demo_dir, selection):
+    """One ``isel`` of the slices spanning the chosen names (Dask fuses one slicing into the
+    read); the result equals xarray's own selection of the same names."""
+    store = CountingStore(zarr.storage.LocalStore(demo_dir / "dataset.zarr", read_only=True))
+    ds = open_catalog(store)
+    picked = select(ds, **selection)
+    with dask.config.set(scheduler="synchronous"):
+        values = picked.mask.values
+    reads = sum(n for key, n in store.reads.items() if key.startswith("mask/c/"))
+    mask_bytes = sum(n for key, n in store.bytes.items() if key.startswith("mask/c/"))
+    expected = ds.mask.sel(
+        study=picked.study.values, view=picked.view.values, label=picked.label.values
+    )
+    assert np.array_equal(values, expected.values)
+    assert list(picked.label.values) == list(expected.label.values)
+
+    def span(dim):
+        where = [list(ds[dim].values).index(v) for v in picked[dim].values]
+        return max(where) - min(where) + 1
+
+    # per study: its shard index and the chunks between the first and last chosen mask
+    assert reads <= picked.sizes["study"] * (1 + span("view") * span("label"))
+    # and not the whole shard in one read, cut afterwards (all demo slots are committed)
+    slots = [list(ds.study.values).index(v) for v in picked.study.values]
+    shards = sum((demo_dir / "dataset.zarr/mask/c" / f"{i}/0/0/0/0").stat().st_size for i in slots)
+    if span("view") * span("label") < 2 * 210 / 4:
+        assert mask_bytes < shards / 2
 
 
 def test_select_by_system_level_view_split(demo_dir):

@@ -458,6 +458,23 @@ def test_dataset_template_slots_and_commits(store_root):
     assert np.array_equal(read_study_masks(ref, 1), heavy.mask.values[1])
 
 
+def test_catalog_graph_has_one_chunk_per_study_not_per_mask(store_root):
+    """Issue 21: at 100,000 studies a chunk per (study, view, label) is 42 million chunks, and a
+    Dask selection of the committed rows plans each of them; the catalog must not pay that."""
+    ref = store_root.ref("dataset.zarr")
+    dataset_store.create(ref, _template(["a", "b", "c"], ["train", "test", "train"]))
+    _write_slots(ref, [10, 11, 12], slice(0, 3))
+    dataset_store.set_committed(ref, {0: True, 2: True})
+    for ds, n in ((open_catalog(ref), 2), (open_catalog(ref, include_uncommitted=True), 3)):
+        for name in dataset_store.SCHEMA:
+            array = ds[name].data
+            assert isinstance(array, da.Array), name
+            per_study = name in dataset_store.HEAVY
+            assert array.numblocks == (n if per_study else 1, *(1,) * (array.ndim - 1)), name
+            # the store's rows are chosen before Dask: its graph is only the chunks' reads
+            assert len(array.__dask_graph__()) == array.npartitions + 1, name
+
+
 def test_dataset_append_rename_swap_erase(store_root):
     ref = store_root.ref("dataset.zarr")
     heavy, _ = _first_build(ref)
