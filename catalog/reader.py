@@ -67,7 +67,7 @@ def select(
     if system is not None and "region" in ds.dims:
         within["region"] = _positions(ds, "region", _as_list(system))
     studies = within.pop("study", None)
-    if studies is not None and len(consecutive_runs(studies)) == 1:
+    if studies is not None and len(consecutive_runs(studies)) <= 1:  # none, or neighbours
         within["study"], studies = studies, None
     ds = _isel_in_one_slicing(ds, within)
     # scattered studies: picked by chunk after the masks are sliced, so the slicing stays fused

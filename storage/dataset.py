@@ -124,11 +124,6 @@ def _chunks(var: Variable, shape: tuple[int, ...]) -> tuple[int, ...]:
     return (SMALL_CHUNK, *shape[1:])
 
 
-def _inner_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """One inner chunk per 2D image or mask (the shard is the whole study)."""
-    return (*(1,) * (len(shape) - 2), *shape[-2:])
-
-
 def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     """Zarr chunks, shards and fill values for every variable of ``ds``."""
     enc: dict[str, dict[str, Any]] = {
@@ -140,7 +135,8 @@ def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
         shape = ds[name].shape
         entry: dict[str, Any] = {"fill_value": var.fill}
         if var.per_study_shard:
-            entry["chunks"] = _inner_chunks(shape)
+            # one inner chunk per 2D image/mask; the shard is the whole study
+            entry["chunks"] = (*(1,) * (len(shape) - 2), *shape[-2:])
             entry["shards"] = (1, *shape[1:])
         else:
             entry["chunks"] = _chunks(var, shape)

@@ -85,6 +85,7 @@ def test_select_by_system_level_view_split(demo_dir):
     assert select(ds, organ="rib", level="leaf").sizes["label"] == 24
     assert select(ds, split="train").sizes["study"] == 3
     assert select(ds, label=["heart", "liver"]).sizes["label"] == 2
+    assert select(ds, study=[]).mask.values.shape == (0, 2, 210, 384, 384)
 
 
 def test_unknown_names_get_suggestions(demo_dir):
